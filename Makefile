@@ -1,0 +1,37 @@
+# vizcore: `make run` starts the app, `make test` runs every test. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(REQ_HASH)
+SYSSTAMP := .cache/system-deps-ok
+
+.PHONY: run test install bench lint clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(SYSSTAMP): scripts/system-deps.sh
+	@./scripts/system-deps.sh
+	@mkdir -p .cache && touch $@
+
+install: $(SYSSTAMP) $(STAMP)
+
+run: install
+	@echo "vizcore: open http://localhost:$(PORT)"
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+test: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/run_all.py
+
+lint: install
+	$(BIN)/ruff check vizcore ui pages tests benchmarks streamlit_app.py
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,138 @@
+"""Home: pick a model and an input image, see the prediction."""
+
+import numpy as np
+import streamlit as st
+
+from ui import state, widgets
+from vizcore import data, models, render
+
+st.title("vizcore: see inside a CNN")
+widgets.note(
+    "Pick a network and an image. The bar chart shows the network's confidence for its five most "
+    "likely classes: it is what the model believes, not what is true, and a confident answer can "
+    "still be wrong. The other pages show why the network decided as it did.")
+
+info = state.current_model()
+
+# ----------------------------------------------------------------------------------- model
+st.header("1. The model")
+left, right = st.columns([3, 2])
+with left:
+    st.markdown(f"**Current model:** {info.label}")
+    h, w, c = info.input_shape
+    st.caption(f"Input {h}x{w}x{c}, scaling '{info.scaling}', {info.num_classes} classes, "
+               f"{info.model.count_params():,} parameters.")
+    if info.kind == "vgg16-random":
+        st.warning("These are random weights: VGG16's architecture without training. Its "
+                   "predictions and explanations are meaningless; use it to explore shapes and "
+                   "timings only.", icon=":material/warning:")
+    if info.card:
+        with st.expander("Model card", expanded=info.kind == "builtin"):
+            st.json(info.card, expanded=True)
+with right:
+    if state.vgg16_weights_path() is None:
+        with st.expander("Where is VGG16 (ImageNet)?"):
+            st.markdown(models.vgg16_missing_message())
+            if st.button("Try to download the weights now (528 MB)", key="vgg_dl"):
+                try:
+                    with st.spinner("Downloading VGG16 weights..."):
+                        models.download_vgg16_weights(timeout=10)
+                    state.vgg16_weights_path.clear()
+                    st.success("Downloaded. Pick 'VGG16 (ImageNet weights)' in the sidebar.")
+                except data.DataUnavailable as exc:
+                    st.error(f"{exc}")
+    with st.expander("Use your own model (.keras or .h5)"):
+        up = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key="model_upload",
+                              help="Saved with model.save(). Loaded in Keras safe mode: Lambda "
+                                   "layers and custom objects are refused.")
+        scaling = st.selectbox("Input scaling the model expects", list(models.SCALINGS),
+                               format_func=lambda s: f"{s}: {models.SCALINGS[s]}",
+                               key="model_scaling")
+        names_text = st.text_area("Class names, one per line (optional)", key="model_names",
+                                  height=80)
+        if st.button("Load model", key="model_load", disabled=up is None):
+            names = [n.strip() for n in names_text.splitlines() if n.strip()] or None
+            try:
+                new = state.add_upload(up.getvalue(), up.name, scaling, names)
+                st.success(f"Loaded {new.label}; it is now selected.")
+                st.rerun()
+            except models.ModelLoadError as exc:
+                st.error(f"{exc}", icon=":material/error:")
+
+# ----------------------------------------------------------------------------------- input
+st.header("2. The input image")
+gray28 = info.input_shape[2] == 1
+tab_names = ["Browse a dataset", "Upload an image"] + (["Draw"] if gray28 else [])
+tabs = st.tabs(tab_names)
+
+with tabs[0]:
+    ds_keys = ["fashion_mnist", "digits", "mnist", "photos"]
+    if not gray28:
+        ds_keys = ["photos", "fashion_mnist", "digits", "mnist"]
+    c1, c2, c3 = st.columns([2, 2, 3])
+    ds_name = c1.selectbox("Dataset", ds_keys, format_func=data.DATASET_LABELS.get,
+                           key="ds_name")
+    try:
+        ds = state.load_dataset(ds_name)
+    except data.DataUnavailable as exc:
+        st.error(f"{exc}", icon=":material/cloud_off:")
+        ds = None
+    if ds is not None:
+        st.caption(ds.source)
+        cls = c2.selectbox("Class", [None, *range(len(ds.class_names))],
+                           format_func=lambda i: "all classes" if i is None else ds.class_names[i],
+                           key=f"ds_class_{ds_name}")
+        idx = ds.indices_of(cls)
+        pos = c3.slider("Image", 0, max(len(idx) - 1, 1), 0, key=f"ds_pos_{ds_name}_{cls}",
+                        help="Position within the filtered images.")
+        pos = min(pos, len(idx) - 1)
+        strip = idx[pos : pos + 8]
+        thumbs = st.columns(8)
+        for col, i in zip(thumbs, strip):
+            img = ds.extra["full"][i] if "full" in ds.extra else ds.images[i]
+            col.image(render.upscale(img, 84), caption=f"#{i} {ds.class_names[ds.labels[i]]}",
+                      width="stretch")
+            if col.button("Use", key=f"use_{ds_name}_{i}"):
+                state.set_input({"kind": "dataset", "dataset": ds_name, "index": int(i)})
+                st.rerun()
+
+with tabs[1]:
+    img_file = st.file_uploader("Image (PNG, JPEG, WebP, BMP)", key="img_upload",
+                                type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"])
+    if img_file is not None:
+        try:
+            img = data.load_image(img_file.getvalue())
+            if st.session_state.get("vz_last_upload") != (img_file.name, img_file.size):
+                st.session_state["vz_last_upload"] = (img_file.name, img_file.size)
+                state.set_input({"kind": "image", "image": img, "title": img_file.name})
+                st.rerun()
+        except data.ImageError as exc:
+            st.error(f"{img_file.name}: {exc} The previous image stays selected.",
+                     icon=":material/broken_image:")
+    if gray28:
+        st.radio("Invert the image (the model expects a bright object on black)",
+                 ["auto", "yes", "no"], horizontal=True, key=state.INVERT_KEY,
+                 help="'auto' inverts photos with a light background.")
+
+if gray28:
+    with tabs[2]:
+        from ui.canvas import draw_input
+
+        draw_input()
+
+# ----------------------------------------------------------------------------------- prediction
+st.header("3. The prediction")
+inp = state.current_input(info)
+probs = info.forward(inp.x[None])[0]
+c1, c2 = st.columns([1, 2])
+c1.image(render.upscale(inp.raw, 224), width=260)
+c1.caption(f"Input: {inp.title}, as the model sees it ({inp.raw.shape[0]}x{inp.raw.shape[1]}).")
+top = info.top_k(probs, 1)[0]
+truth = "" if inp.label is None else (
+    f" True class: **{info.class_names[inp.label]}**" + (" (correct)" if inp.label == top[0] else " (wrong)"))
+c2.markdown(f"Predicted: **{top[1]}** ({top[2]:.1%}).{truth}")
+k = c2.slider("How many classes", 3, min(20, info.num_classes), min(5, info.num_classes),
+              key="topk")
+c2.plotly_chart(widgets.topk_figure(info, probs, k, inp.label), width="stretch")
+st.caption(f"Entropy of the prediction: {float(-(probs * np.log(probs + 1e-12)).sum()):.2f} nats "
+           f"(0 = certain, {np.log(info.num_classes):.2f} = uniform).")

@@ -1,0 +1,26 @@
+"""vizcore: see inside a CNN. Entry point: ``streamlit run streamlit_app.py``."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="vizcore: see inside a CNN", page_icon=":material/visibility:",
+                   layout="wide")
+
+from ui import state  # noqa: E402
+
+PAGES = {
+    "Start": [st.Page("pages/home.py", title="Home: model, input, prediction",
+                      icon=":material/home:", default=True)],
+    "Inside the network": [
+        st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+        st.Page("pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
+    ],
+}
+nav = st.navigation(PAGES)
+st.sidebar.title("vizcore")
+info = state.model_picker()
+state.input_sidebar(info)
+nav.run()

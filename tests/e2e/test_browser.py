@@ -1,0 +1,107 @@
+"""The app served by `streamlit run`, driven by Debian's headless Chromium.
+
+Every page loads without a Streamlit exception box; key interactions work; a screenshot of each
+page is kept in artifacts/screenshots/ (git-ignored).
+"""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser import CHROMIUM, browser_page, exceptions, serve_app, shoot, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
+                allow_module_level=True)
+
+PAGES = [
+    ("", "vizcore: see inside a CNN", "home"),
+    ("architecture", "Architecture", "architecture"),
+    ("filters", "Filters and feature maps", "filters"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with serve_app() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page():
+    with browser_page() as p:
+        yield p
+
+
+@pytest.mark.parametrize("path,heading,name", PAGES, ids=[p[2] for p in PAGES])
+def test_page_loads_without_exception(app_url, page, path, heading, name):
+    page.goto(f"{app_url}/{path}")
+    wait_idle(page, heading=heading)
+    assert exceptions(page) == []
+    shot = shoot(page, name)
+    assert shot.stat().st_size > 10_000
+
+
+def test_home_prediction_chart_renders(app_url, page):
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_text("Predicted:").first.wait_for(timeout=60_000)
+    # plotly draws the top-k bars as SVG paths inside .js-plotly-plot
+    page.locator(".js-plotly-plot .bars path").first.wait_for(timeout=60_000)
+    assert page.locator(".js-plotly-plot .bars path").count() >= 3
+
+
+def test_choosing_a_dataset_image_changes_the_input(app_url, page):
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    before = page.locator('[data-testid="stSidebar"] [data-testid="stImage"]').first
+    before_caption = page.locator('[data-testid="stSidebar"]').inner_text()
+    page.get_by_role("button", name="Use", exact=True).nth(3).click()
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("#3", timeout=60_000)
+    wait_idle(page, heading="vizcore")
+    assert exceptions(page) == []
+    assert before.count() == 1
+    assert page.locator('[data-testid="stSidebar"]').inner_text() != before_caption
+
+
+def test_model_switch_to_gap_updates_architecture(app_url, page):
+    page.goto(f"{app_url}/architecture")
+    wait_idle(page, heading="Architecture")
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="Fashion-MNIST GAP CNN (CAM-ready)").click()
+    wait_idle(page, heading="Architecture")
+    assert exceptions(page) == []
+    page.get_by_text("GlobalAveragePooling2D").first.wait_for(timeout=30_000)
+    shoot(page, "architecture_gap")
+
+
+def test_drawing_on_the_canvas_becomes_the_input(app_url, page):
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator('[data-testid="stMain"] canvas').last
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    assert box and box["width"] >= 200
+    before = page.get_by_text("Predicted:").first.inner_text()
+    page.mouse.move(box["x"] + 60, box["y"] + 60)
+    page.mouse.down()
+    for i in range(1, 16):
+        page.mouse.move(box["x"] + 60 + 10 * i, box["y"] + 60 + 8 * i, steps=2)
+    page.mouse.up()
+    time.sleep(1.5)  # the component sends its image data after the stroke
+    wait_idle(page, heading="vizcore")
+    page.get_by_role("button", name="Use drawing").click()
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("your drawing",
+                                                                      timeout=60_000)
+    wait_idle(page, heading="vizcore")
+    assert exceptions(page) == []
+    after = page.get_by_text("Predicted:").first.inner_text()
+    assert "your drawing" in page.locator('[data-testid="stMain"]').inner_text()
+    assert after != before or "Ankle boot" not in after
+    shoot(page, "home_drawing")

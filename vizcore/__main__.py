@@ -1,0 +1,51 @@
+"""Command line: ``python -m vizcore <command>``.
+
+Commands:
+    train      train a default model on Fashion-MNIST and write it to assets/models
+    sample     write the bundled balanced Fashion-MNIST test sample to assets/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vizcore", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train a default model on Fashion-MNIST")
+    p_train.add_argument("--arch", choices=["vgg_small", "gap_cnn"], required=True)
+    p_train.add_argument("--epochs", type=int, default=10)
+    p_train.add_argument("--batch-size", type=int, default=128)
+    p_train.add_argument("--seed", type=int, default=0)
+    p_sample = sub.add_parser("sample", help="write the bundled Fashion-MNIST test sample")
+    p_sample.add_argument("--per-class", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    if args.command == "train":
+        from vizcore.train import train_default
+
+        def report(epoch: int, logs: dict) -> None:
+            print(f"epoch {epoch + 1}/{args.epochs}: "
+                  + ", ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
+
+        card = train_default(args.arch, args.epochs, args.batch_size, args.seed, on_epoch=report)
+        print(f"test accuracy {card['test_accuracy']:.4f}; saved to assets/models/{args.arch}.keras")
+    elif args.command == "sample":
+        import numpy as np
+
+        from vizcore.data import FASHION_SAMPLE, load_fashion_mnist
+
+        test = load_fashion_mnist("test", allow_sample=False)
+        idx = test.balanced_sample(args.per_class * len(test.class_names), seed=0)
+        FASHION_SAMPLE.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(FASHION_SAMPLE, images=test.images[idx], labels=test.labels[idx],
+                            source_indices=idx)
+        print(f"wrote {len(idx)} images to {FASHION_SAMPLE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

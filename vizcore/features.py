@@ -1,0 +1,171 @@
+"""Filters, feature maps and layer activations.
+
+Tapped models (the shared model's graph, read at chosen layers) are built once per
+(model, layers) and cached; the shared model itself is never modified.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layer_table(model) -> list[dict]:
+    """One row per layer: name, type, output shape, parameters, trainable, inbound layers."""
+    rows = []
+    for lyr in model.layers:
+        try:
+            shape = tuple(lyr.output.shape)
+        except (AttributeError, ValueError):
+            shape = ()
+        inbound = []
+        for node in getattr(lyr, "_inbound_nodes", []):
+            for t in getattr(node, "input_tensors", []):
+                hist = getattr(t, "_keras_history", None)
+                if hist is not None:
+                    inbound.append(hist[0].name)
+        act = getattr(lyr, "activation", None)
+        rows.append({
+            "name": lyr.name,
+            "type": type(lyr).__name__,
+            "output shape": str(shape).replace("None", "batch"),
+            "activation": getattr(act, "__name__", "") if act is not None else "",
+            "parameters": int(lyr.count_params()) if lyr.built else 0,
+            "trainable": bool(lyr.trainable),
+            "inbound": inbound,
+        })
+    return rows
+
+
+def graph_dot(model, rankdir: str = "TB", max_layers: int = 120) -> str:
+    """A Graphviz DOT description of the model graph (name, type, output shape, parameters)."""
+    rows = layer_table(model)[:max_layers]
+    colours = {"Conv2D": "#cfe2ff", "Dense": "#ffe5b4", "MaxPooling2D": "#d1e7dd",
+               "InputLayer": "#e2e3e5", "GlobalAveragePooling2D": "#d1e7dd",
+               "Flatten": "#f8d7da", "Dropout": "#f3f3f3", "BatchNormalization": "#e0cffc"}
+    lines = [f'digraph model {{ rankdir={rankdir}; node [shape=box, style="rounded,filled", '
+             'fontname="Helvetica", fontsize=11];']
+    for r in rows:
+        label = f"{r['name']}\\n{r['type']}"
+        if r["activation"] and r["activation"] != "linear":
+            label += f" ({r['activation']})"
+        label += f"\\n{r['output shape']}"
+        if r["parameters"]:
+            label += f"\\n{r['parameters']:,} params"
+        colour = colours.get(r["type"], "#ffffff")
+        lines.append(f'  "{r["name"]}" [label="{label}", fillcolor="{colour}"];')
+    names = {r["name"] for r in rows}
+    for r in rows:
+        for src in r["inbound"]:
+            if src in names:
+                lines.append(f'  "{src}" -> "{r["name"]}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def tapped_model(model, layer_names: Sequence[str]):
+    """A functional model returning the outputs of ``layer_names`` (cached per model)."""
+    import keras
+    import tensorflow as tf
+
+    key = tuple(layer_names)
+    per_model = _TAPS.setdefault(model, {})
+    if key not in per_model:
+        missing = [n for n in key if n not in {lyr.name for lyr in model.layers}]
+        if missing:
+            raise KeyError(f"no layer named {missing[0]!r} in model {model.name!r}")
+        tap = keras.Model(model.inputs, [model.get_layer(n).output for n in key])
+        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+        per_model[key] = tf.function(lambda x: tap(x, training=False), input_signature=[spec])
+    return per_model[key]
+
+
+def activations(model, layer_names: Sequence[str], x: np.ndarray,
+                batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Outputs of the named layers for a float32 batch (N, H, W, C) in model range."""
+    fn = tapped_model(model, layer_names)
+    x = np.asarray(x, np.float32)
+    parts: list[list[np.ndarray]] = [[] for _ in layer_names]
+    for i in range(0, len(x), batch_size):
+        outs = fn(x[i : i + batch_size])
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for p, o in zip(parts, outs):
+            p.append(o.numpy())
+    return {n: np.concatenate(p) for n, p in zip(layer_names, parts)}
+
+
+@dataclass
+class FeatureMaps:
+    """Feature maps of one conv layer for one image.
+
+    Attributes:
+        maps: (C, h, w) float32 activations.
+        order: Channel indices in display order.
+        means: Mean activation per channel (C,).
+    """
+
+    layer: str
+    maps: np.ndarray
+    order: np.ndarray
+    means: np.ndarray
+
+
+def feature_maps(model, layer: str, x: np.ndarray, sort: str = "index",
+                 limit: int | None = None) -> FeatureMaps:
+    """The feature maps of ``layer`` for one image ``x`` (H, W, C) in model range.
+
+    Args:
+        sort: ``"index"`` (channel order), ``"mean"`` (strongest mean activation first) or
+            ``"max"`` (highest peak first).
+        limit: Keep only the first ``limit`` channels after sorting.
+    """
+    out = activations(model, [layer], x[None])[layer][0]
+    if out.ndim != 3:
+        raise ValueError(f"layer {layer!r} outputs shape {out.shape}, not (h, w, channels) maps")
+    maps = np.moveaxis(out, -1, 0)
+    means = maps.mean(axis=(1, 2))
+    if sort == "mean":
+        order = np.argsort(-means, kind="stable")
+    elif sort == "max":
+        order = np.argsort(-maps.max(axis=(1, 2)), kind="stable")
+    else:
+        order = np.arange(len(maps))
+    if limit is not None:
+        order = order[:limit]
+    return FeatureMaps(layer, maps, order, means)
+
+
+def dense_activations(model, layer: str, x: np.ndarray) -> np.ndarray:
+    """Activations (units,) of a Dense (or any flat) layer for one image."""
+    out = activations(model, [layer], x[None])[layer][0]
+    return out.reshape(-1)
+
+
+def first_conv_kernels(model) -> tuple[str, np.ndarray]:
+    """The first Conv2D layer's name and kernels as (n_filters, kh, kw, in_channels)."""
+    for lyr in model.layers:
+        if type(lyr).__name__ == "Conv2D":
+            k = np.asarray(lyr.get_weights()[0])  # (kh, kw, cin, n)
+            return lyr.name, np.transpose(k, (3, 0, 1, 2))
+    raise ValueError("the model has no Conv2D layer")
+
+
+def kernel_tiles(kernels: np.ndarray) -> np.ndarray:
+    """Kernels (n, kh, kw, cin) -> displayable tiles in [0, 1].
+
+    Three input channels become RGB tiles (as in Krizhevsky et al. 2012's filter figure), each
+    filter scaled on its own symmetric range so that 0 is mid-grey; other channel counts show the
+    mean over input channels.
+    """
+    if kernels.shape[-1] == 3:
+        tiles = kernels
+    else:
+        tiles = kernels.mean(axis=-1)
+    m = np.abs(tiles).reshape(len(tiles), -1).max(axis=1)
+    m = np.where(m > 0, m, 1.0).reshape((-1,) + (1,) * (tiles.ndim - 1))
+    return (0.5 + 0.5 * tiles / m).astype(np.float32)
