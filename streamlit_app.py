@@ -18,6 +18,9 @@ PAGES = {
         st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
         st.Page("pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
     ],
+    "Why this prediction?": [
+        st.Page("pages/explain.py", title="Explain a prediction", icon=":material/insights:"),
+    ],
 }
 nav = st.navigation(PAGES)
 st.sidebar.title("vizcore")
