@@ -9,8 +9,6 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="vizcore: see inside a CNN", page_icon=":material/visibility:",
                    layout="wide")
 
-from ui import state  # noqa: E402
-
 PAGES = {
     "Start": [st.Page("pages/home.py", title="Home: model, input, prediction",
                       icon=":material/home:", default=True)],
@@ -22,7 +20,10 @@ PAGES = {
         st.Page("pages/explain.py", title="Explain a prediction", icon=":material/insights:"),
     ],
 }
-nav = st.navigation(PAGES)
+nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once
+
+from ui import state  # noqa: E402  (imports TensorFlow)
+
 st.sidebar.title("vizcore")
 info = state.model_picker()
 state.input_sidebar(info)

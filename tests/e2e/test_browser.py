@@ -105,3 +105,64 @@ def test_drawing_on_the_canvas_becomes_the_input(app_url, page):
     assert "your drawing" in page.locator('[data-testid="stMain"]').inner_text()
     assert after != before or "Ankle boot" not in after
     shoot(page, "home_drawing")
+
+
+def _upload(page, label: str, path: Path) -> None:
+    """Set a file on the st.file_uploader whose label is ``label``."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def test_bad_image_upload_shows_error_and_keeps_input(app_url, page, tmp_path):
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    before = page.locator('[data-testid="stSidebar"]').inner_text()
+    page.get_by_role("tab", name="Upload an image").click()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    _upload(page, "Image (PNG", bad)
+    err = page.locator('[data-testid="stAlertContentError"]').first
+    err.wait_for(timeout=60_000)
+    assert "broken.png" in err.inner_text()
+    assert exceptions(page) == []
+    assert page.locator('[data-testid="stSidebar"]').inner_text() == before
+
+
+def test_good_image_upload_becomes_the_input(app_url, page, tmp_path):
+    from PIL import Image
+
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_role("tab", name="Upload an image").click()
+    img = Image.new("RGB", (120, 90), (250, 250, 250))
+    img.paste((20, 20, 20), (30, 20, 90, 70))
+    path = tmp_path / "dark_box.png"
+    img.save(path)
+    _upload(page, "Image (PNG", path)
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("dark_box.png",
+                                                                      timeout=60_000)
+    wait_idle(page, heading="vizcore")
+    assert exceptions(page) == []
+
+
+def test_lambda_model_upload_is_refused_and_default_stays(app_url, page, tmp_path):
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(10, activation="softmax")(x)
+    path = tmp_path / "lambda_model.keras"
+    keras.Model(inp, out).save(path)
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_text("Use your own model").click()
+    _upload(page, "Model file", path)
+    page.get_by_role("button", name="Load model").click()
+    err = page.locator('[data-testid="stAlertContentError"]').first
+    err.wait_for(timeout=60_000)
+    assert "Lambda" in err.inner_text()
+    assert exceptions(page) == []
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Current model: Fashion-MNIST CNN" in main
+    shoot(page, "home_lambda_refused")
