@@ -28,7 +28,7 @@ test: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/run_all.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check vizcore ui pages tests benchmarks streamlit_app.py

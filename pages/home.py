@@ -45,15 +45,17 @@ with right:
         up = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key="model_upload",
                               help="Saved with model.save(). Loaded in Keras safe mode: Lambda "
                                    "layers and custom objects are refused.")
-        scaling = st.selectbox("Input scaling the model expects", list(models.SCALINGS),
-                               format_func=lambda s: f"{s}: {models.SCALINGS[s]}",
-                               key="model_scaling")
+        scaling = st.selectbox(
+            "Input scaling the model expects", ["auto", *models.SCALINGS],
+            format_func=lambda s: "auto: 0..255 if the model starts with a Rescaling layer, "
+            "else 0..1" if s == "auto" else f"{s}: {models.SCALINGS[s]}", key="model_scaling")
         names_text = st.text_area("Class names, one per line (optional)", key="model_names",
                                   height=80)
         if st.button("Load model", key="model_load", disabled=up is None):
             names = [n.strip() for n in names_text.splitlines() if n.strip()] or None
             try:
-                new = state.add_upload(up.getvalue(), up.name, scaling, names)
+                new = state.add_upload(up.getvalue(), up.name,
+                                       None if scaling == "auto" else scaling, names)
                 st.success(f"Loaded {new.label}; it is now selected.")
                 st.rerun()
             except models.ModelLoadError as exc:

@@ -33,7 +33,7 @@ def load_model(key: str) -> models.ModelInfo:
 
 
 @st.cache_resource(show_spinner="Checking your model file...", max_entries=8)
-def load_upload(digest: str, _data: bytes, filename: str, scaling: str,
+def load_upload(digest: str, _data: bytes, filename: str, scaling: str | None,
                 class_names: tuple[str, ...] | None) -> models.ModelInfo:
     """A user's model, keyed by its content hash (so re-uploading the same file is free)."""
     return models.load_user_model(_data, filename, scaling,
@@ -83,7 +83,7 @@ def set_model(key: str) -> None:
     st.session_state[MODEL_KEY] = key
 
 
-def add_upload(data_bytes: bytes, filename: str, scaling: str,
+def add_upload(data_bytes: bytes, filename: str, scaling: str | None,
                class_names: list[str] | None) -> models.ModelInfo:
     """Load and register an uploaded model, then select it. Raises ModelLoadError."""
     digest = hashlib.sha256(data_bytes).hexdigest()[:16]

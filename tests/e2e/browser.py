@@ -74,16 +74,16 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
-def wait_idle(page, timeout: float = 180.0, heading: str | None = None) -> None:
-    """Wait until the page's script has run: its title (h1) is shown and Streamlit's
-    'Running...' status widget has been gone for a second."""
+def wait_idle(page, timeout: float = 240.0, heading: str | None = None) -> None:
+    """Wait until the page's script has finished: its title (h1) is shown and the app reports
+    ``data-test-script-state=notRunning`` (with no spinner) for a second."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout * 1000)
     sel = "h1" if heading is None else f'h1:has-text("{heading}")'
     page.locator('[data-testid="stMain"]').locator(sel).first.wait_for(timeout=timeout * 1000)
     deadline = time.time() + timeout
     quiet_since = None
     while time.time() < deadline:
-        busy = (page.locator('[data-testid="stStatusWidget"]').count()
+        busy = (page.locator('[data-testid="stApp"][data-test-script-state="running"]').count()
                 + page.locator('[data-testid="stSpinner"]').count())
         if busy:
             quiet_since = None

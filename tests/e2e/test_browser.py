@@ -23,6 +23,7 @@ PAGES = [
     ("", "vizcore: see inside a CNN", "home"),
     ("architecture", "Architecture", "architecture"),
     ("filters", "Filters and feature maps", "filters"),
+    ("explain", "Explain a prediction", "explain"),
 ]
 
 
@@ -166,3 +167,38 @@ def test_lambda_model_upload_is_refused_and_default_stays(app_url, page, tmp_pat
     main = page.locator('[data-testid="stMain"]').inner_text()
     assert "Current model: Fashion-MNIST CNN" in main
     shoot(page, "home_lambda_refused")
+
+
+def test_explain_scores_maps_in_the_browser(app_url, page):
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_role("link", name="Explain a prediction").first.click()
+    wait_idle(page, heading="Explain a prediction")
+    assert page.get_by_role("heading", name="Grad-CAM").count() == 1
+    page.get_by_role("button", name="Score these maps").click()
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=180_000)
+    wait_idle(page, heading="Explain a prediction")
+    assert exceptions(page) == []
+    shoot(page, "explain_scored")
+
+
+def test_valid_model_upload_is_selected_and_predicts(app_url, page, tmp_path):
+    import keras
+
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(3, activation="softmax")(x)
+    path = tmp_path / "tiny_rgb.keras"
+    keras.Model(inp, out).save(path)
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_text("Use your own model").click()
+    _upload(page, "Model file", path)
+    page.get_by_role("button", name="Load model").click()
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text(
+        "Current model: Your model: tiny_rgb.keras", timeout=120_000)
+    wait_idle(page, heading="vizcore")
+    assert exceptions(page) == []
+    assert "Input 32x32x3" in page.locator('[data-testid="stMain"]').inner_text()
+    page.get_by_text("Predicted:").first.wait_for(timeout=60_000)
