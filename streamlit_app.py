@@ -15,6 +15,8 @@ PAGES = {
     "Inside the network": [
         st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
         st.Page("pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
+        st.Page("pages/unit_viz.py", title="What a unit wants to see",
+                icon=":material/auto_awesome:"),
     ],
     "Why this prediction?": [
         st.Page("pages/explain.py", title="Explain a prediction", icon=":material/insights:"),

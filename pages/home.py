@@ -131,7 +131,8 @@ c1.image(render.upscale(inp.raw, 224), width=260)
 c1.caption(f"Input: {inp.title}, as the model sees it ({inp.raw.shape[0]}x{inp.raw.shape[1]}).")
 top = info.top_k(probs, 1)[0]
 truth = "" if inp.label is None else (
-    f" True class: **{info.class_names[inp.label]}**" + (" (correct)" if inp.label == top[0] else " (wrong)"))
+    f" True class: **{info.class_names[inp.label]}**"
+    + (" (correct)" if inp.label == top[0] else " (wrong)"))
 c2.markdown(f"Predicted: **{top[1]}** ({top[2]:.1%}).{truth}")
 k = c2.slider("How many classes", 3, min(20, info.num_classes), min(5, info.num_classes),
               key="topk")

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
 
         card = train_default(args.arch, args.epochs, args.batch_size, args.seed, on_epoch=report)
-        print(f"test accuracy {card['test_accuracy']:.4f}; saved to assets/models/{args.arch}.keras")
+        print(f"test accuracy {card['test_accuracy']:.4f}; "
+              f"saved to assets/models/{args.arch}.keras")
     elif args.command == "sample":
         import numpy as np
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import socket
 import struct
 import urllib.error
 import urllib.request
@@ -121,7 +120,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, got {data.size}")
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, "
+                         f"got {data.size}")
     return data.reshape(dims)
 
 
@@ -148,7 +148,7 @@ def _download(url: str, dest: Path, timeout: float) -> Path:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise DataUnavailable(f"could not download {url}: {exc}") from exc
     tmp.replace(dest)
