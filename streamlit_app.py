@@ -20,6 +20,8 @@ PAGES = {
     ],
     "Why this prediction?": [
         st.Page("pages/explain.py", title="Explain a prediction", icon=":material/insights:"),
+        st.Page("pages/occlusion.py", title="Occlusion", icon=":material/select:"),
+        st.Page("pages/adversarial.py", title="Fooling the model", icon=":material/warning:"),
     ],
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once

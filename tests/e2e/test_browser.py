@@ -24,6 +24,9 @@ PAGES = [
     ("architecture", "Architecture", "architecture"),
     ("filters", "Filters and feature maps", "filters"),
     ("explain", "Explain a prediction", "explain"),
+    ("unit_viz", "What a unit wants to see", "unit_viz"),
+    ("occlusion", "Occlusion", "occlusion"),
+    ("adversarial", "Fooling the model", "adversarial"),
 ]
 
 
