@@ -23,6 +23,9 @@ PAGES = {
         st.Page("pages/occlusion.py", title="Occlusion", icon=":material/select:"),
         st.Page("pages/adversarial.py", title="Fooling the model", icon=":material/warning:"),
     ],
+    "Learning": [
+        st.Page("pages/training_lab.py", title="Training lab", icon=":material/model_training:"),
+    ],
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once
 

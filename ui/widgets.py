@@ -49,9 +49,10 @@ def downloads(name: str, png: np.ndarray | None = None, array: np.ndarray | None
     cols = st.columns(2)
     if png is not None:
         cols[0].download_button("Download PNG", render.png_bytes(png), f"{name}.png",
-                                "image/png", key=f"dl_png_{key or name}",
+                                "image/png", key=f"dl_png_{key or name}", on_click="ignore",
                                 icon=":material/download:")
     if array is not None:
         cols[1].download_button("Download .npy", render.npy_bytes(array), f"{name}.npy",
                                 "application/octet-stream", key=f"dl_npy_{key or name}",
+                                on_click="ignore",
                                 icon=":material/download:")

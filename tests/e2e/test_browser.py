@@ -27,6 +27,7 @@ PAGES = [
     ("unit_viz", "What a unit wants to see", "unit_viz"),
     ("occlusion", "Occlusion", "occlusion"),
     ("adversarial", "Fooling the model", "adversarial"),
+    ("training_lab", "Training lab", "training_lab"),
 ]
 
 
