@@ -31,7 +31,7 @@ bench: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check vizcore ui pages tests benchmarks streamlit_app.py
+	$(BIN)/ruff check vizcore ui app_pages tests benchmarks streamlit_app.py
 
 clean:
 	rm -rf $(VENV) .cache

@@ -10,21 +10,21 @@ st.set_page_config(page_title="vizcore: see inside a CNN", page_icon=":material/
                    layout="wide")
 
 PAGES = {
-    "Start": [st.Page("pages/home.py", title="Home: model, input, prediction",
+    "Start": [st.Page("app_pages/home.py", title="Home: model, input, prediction",
                       icon=":material/home:", default=True)],
     "Inside the network": [
-        st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
-        st.Page("pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
-        st.Page("pages/unit_viz.py", title="What a unit wants to see",
+        st.Page("app_pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+        st.Page("app_pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
+        st.Page("app_pages/unit_viz.py", title="What a unit wants to see",
                 icon=":material/auto_awesome:"),
     ],
     "Why this prediction?": [
-        st.Page("pages/explain.py", title="Explain a prediction", icon=":material/insights:"),
-        st.Page("pages/occlusion.py", title="Occlusion", icon=":material/select:"),
-        st.Page("pages/adversarial.py", title="Fooling the model", icon=":material/warning:"),
+        st.Page("app_pages/explain.py", title="Explain a prediction", icon=":material/insights:"),
+        st.Page("app_pages/occlusion.py", title="Occlusion", icon=":material/select:"),
+        st.Page("app_pages/adversarial.py", title="Fooling the model", icon=":material/warning:"),
     ],
     "Learning": [
-        st.Page("pages/training_lab.py", title="Training lab", icon=":material/model_training:"),
+        st.Page("app_pages/training_lab.py", title="Training lab", icon=":material/model_training:"),
     ],
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once

@@ -1,4 +1,4 @@
-"""Figures and cached calls for the "What a unit wants to see" page (pages/unit_viz.py)."""
+"""Figures and cached calls for the "What a unit wants to see" page (app_pages/unit_viz.py)."""
 
 from __future__ import annotations
 

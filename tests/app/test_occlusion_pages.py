@@ -9,7 +9,7 @@ TIMEOUT = 240
 
 
 def run_page(name: str, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
     for k, v in (state or {}).items():
         at.session_state[k] = v
     at.run()

@@ -8,7 +8,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "training_lab.py")
+PAGE = str(ROOT / "app_pages" / "training_lab.py")
 
 
 def _page(tmp_path) -> AppTest:

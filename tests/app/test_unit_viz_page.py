@@ -8,7 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "pages" / "unit_viz.py")
+PAGE = str(ROOT / "app_pages" / "unit_viz.py")
 TINY = {"uv_steps_fashion_vgg": 4, "uv_every_fashion_vgg": 2, "uv_atlas_n": 2,
         "uv_atlas_steps_fashion_vgg": 2}
 
