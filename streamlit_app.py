@@ -17,6 +17,8 @@ PAGES = {
         st.Page("app_pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
         st.Page("app_pages/unit_viz.py", title="What a unit wants to see",
                 icon=":material/auto_awesome:"),
+        st.Page("app_pages/embeddings.py", title="Embeddings (t-SNE, UMAP, PCA)",
+                icon=":material/scatter_plot:"),
     ],
     "Why this prediction?": [
         st.Page("app_pages/explain.py", title="Explain a prediction", icon=":material/insights:"),

@@ -3,6 +3,7 @@
 Commands:
     train      train a default model on Fashion-MNIST and write it to assets/models
     sample     write the bundled balanced Fashion-MNIST test sample to assets/data
+    embed      write a 2-D embedding (PCA, t-SNE, UMAP) of a dataset or image folder as CSV
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--seed", type=int, default=0)
     p_sample = sub.add_parser("sample", help="write the bundled Fashion-MNIST test sample")
     p_sample.add_argument("--per-class", type=int, default=200)
+    from vizcore.embed import add_embed_arguments
+
+    add_embed_arguments(sub.add_parser(
+        "embed", help="write a 2-D map (t-SNE/UMAP/PCA) of a dataset or an image folder as CSV"))
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -34,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         card = train_default(args.arch, args.epochs, args.batch_size, args.seed, on_epoch=report)
         print(f"test accuracy {card['test_accuracy']:.4f}; "
               f"saved to assets/models/{args.arch}.keras")
+    elif args.command == "embed":
+        from vizcore.embed import embed_command
+
+        return embed_command(args)
     elif args.command == "sample":
         import numpy as np
 

@@ -25,6 +25,7 @@ PAGES = [
     ("filters", "Filters and feature maps", "filters"),
     ("explain", "Explain a prediction", "explain"),
     ("unit_viz", "What a unit wants to see", "unit_viz"),
+    ("embeddings", "Embeddings", "embeddings"),
     ("occlusion", "Occlusion", "occlusion"),
     ("adversarial", "Fooling the model", "adversarial"),
     ("training_lab", "Training lab", "training_lab"),
