@@ -14,7 +14,8 @@ PAGES = {
                       icon=":material/home:", default=True)],
     "Inside the network": [
         st.Page("app_pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
-        st.Page("app_pages/filters.py", title="Filters and feature maps", icon=":material/grid_on:"),
+        st.Page("app_pages/filters.py", title="Filters and feature maps",
+                icon=":material/grid_on:"),
         st.Page("app_pages/unit_viz.py", title="What a unit wants to see",
                 icon=":material/auto_awesome:"),
         st.Page("app_pages/embeddings.py", title="Embeddings (t-SNE, UMAP, PCA)",
@@ -26,7 +27,8 @@ PAGES = {
         st.Page("app_pages/adversarial.py", title="Fooling the model", icon=":material/warning:"),
     ],
     "Learning": [
-        st.Page("app_pages/training_lab.py", title="Training lab", icon=":material/model_training:"),
+        st.Page("app_pages/training_lab.py", title="Training lab",
+                icon=":material/model_training:"),
     ],
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once
