@@ -1,20 +1,8 @@
 """AppTest runs of the Occlusion and Fooling-the-model pages."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 240
-
-
-def run_page(name: str, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
-    for k, v in (state or {}).items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+from tests.app.test_pages import run_page
 
 
 def _covered_line(at: AppTest) -> str:

@@ -9,7 +9,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 180
+TIMEOUT = 240
 
 
 def run_page(name: str, state: dict | None = None) -> AppTest:
