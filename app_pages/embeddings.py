@@ -236,6 +236,8 @@ d2.download_button("Download the coordinates (.npy)", render.npy_bytes(coords[""
                    f"embedding_{method}_{layer}_{ds_name}_{len(idx)}.npy",
                    "application/octet-stream", key="emb_npy", icon=":material/download:")
 
-# compile UMAP in the background once the page is drawn, so choosing it later is quick
-if st.session_state.get("emb_warmup", True) and not embed.umap_ready():
+# UMAP's one-off numba compile (30-40 s of CPU) is not started speculatively: on a 2-core
+# machine it would slow every other page. A first UMAP run reports the compile in its progress
+# bar; set session_state["emb_warmup"] = True to compile it in the background instead.
+if st.session_state.get("emb_warmup", False) and not embed.umap_ready():
     embed.warm_umap()

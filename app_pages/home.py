@@ -134,8 +134,8 @@ truth = "" if inp.label is None else (
     f" True class: **{info.class_names[inp.label]}**"
     + (" (correct)" if inp.label == top[0] else " (wrong)"))
 c2.markdown(f"Predicted: **{top[1]}** ({top[2]:.1%}).{truth}")
-k = c2.slider("How many classes", 3, min(20, info.num_classes), min(5, info.num_classes),
-              key="topk")
+kmax = min(20, info.num_classes)
+k = c2.slider("How many classes", 2, kmax, min(5, kmax), key="topk") if kmax > 2 else kmax
 c2.plotly_chart(widgets.topk_figure(info, probs, k, inp.label), width="stretch")
 st.caption(f"Entropy of the prediction: {float(-(probs * np.log(probs + 1e-12)).sum()):.2f} nats "
            f"(0 = certain, {np.log(info.num_classes):.2f} = uniform).")

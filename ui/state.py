@@ -95,16 +95,21 @@ def add_upload(data_bytes: bytes, filename: str, scaling: str | None,
 
 
 def model_picker(container=st.sidebar) -> models.ModelInfo:
-    """A selectbox bound to the session's model choice."""
+    """A selectbox bound to the session's model choice.
+
+    The choice lives in ``MODEL_KEY``; the widget is re-synced to it before it is drawn, so a
+    model selected by code (an upload on the Home page) shows up here too, and a user's pick goes
+    through the on_change callback.
+    """
     opts = model_options()
     key = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
     if key not in opts:
         key = DEFAULT_MODEL
-    choice = container.selectbox("Model", list(opts), index=list(opts).index(key),
-                                 format_func=opts.get, key="vz_model_select",
-                                 help="The network to inspect. Add your own on the Home page.")
-    if choice != st.session_state.get(MODEL_KEY):
-        set_model(choice)
+        set_model(key)
+    st.session_state["vz_model_select"] = key
+    container.selectbox("Model", list(opts), format_func=opts.get, key="vz_model_select",
+                        on_change=lambda: set_model(st.session_state["vz_model_select"]),
+                        help="The network to inspect. Add your own on the Home page.")
     return current_model()
 
 

@@ -58,7 +58,8 @@ def test_home_prediction_chart_renders(app_url, page):
     wait_idle(page, heading="vizcore")
     page.get_by_text("Predicted:").first.wait_for(timeout=60_000)
     # plotly draws the top-k bars as SVG paths inside .js-plotly-plot
-    page.locator(".js-plotly-plot .bars path").first.wait_for(timeout=60_000)
+    # the smallest bars have zero width, so wait for the paths to exist, not to be visible
+    page.locator(".js-plotly-plot .bars path").first.wait_for(state="attached", timeout=60_000)
     assert page.locator(".js-plotly-plot .bars path").count() >= 3
 
 
@@ -122,6 +123,7 @@ def _upload(page, label: str, path: Path) -> None:
 def test_bad_image_upload_shows_error_and_keeps_input(app_url, page, tmp_path):
     page.goto(app_url)
     wait_idle(page, heading="vizcore")
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("#0", timeout=60_000)
     before = page.locator('[data-testid="stSidebar"]').inner_text()
     page.get_by_role("tab", name="Upload an image").click()
     bad = tmp_path / "broken.png"

@@ -50,7 +50,7 @@ def test_scatter_renders_and_a_click_selects_the_image(page_url):
         assert points.count() >= 2000
         shoot(page, "embeddings")
 
-        caption = page.locator('[data-testid="stImageCaption"]').first
+        caption = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]').first
         before = caption.inner_text()
         assert re.match(r"#\d+: true class", before)
         points.nth(700).click(force=True)
@@ -59,7 +59,7 @@ def test_scatter_renders_and_a_click_selects_the_image(page_url):
             time.sleep(0.5)
         wait_idle(page, timeout=TIMEOUT, heading=HEADING)
         assert exceptions(page) == []
-        after = page.locator('[data-testid="stImageCaption"]').first.inner_text()
+        after = caption.inner_text()
         assert after != before and re.match(r"#\d+: true class", after)
         # the ring is drawn on both maps at the clicked image
         rings = page.locator(".js-plotly-plot .legend .traces", has_text="selected")
