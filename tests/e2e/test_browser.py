@@ -120,6 +120,16 @@ def _upload(page, label: str, path: Path) -> None:
     uploader.locator('input[type="file"]').set_input_files(str(path))
 
 
+def _load_model_file(page, app_url: str, model, path: Path) -> None:
+    """Save ``model`` to ``path`` and load it through the Home page's model uploader."""
+    model.save(path)
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_text("Use your own model").click()
+    _upload(page, "Model file", path)
+    page.get_by_role("button", name="Load model").click()
+
+
 def test_bad_image_upload_shows_error_and_keeps_input(app_url, page, tmp_path):
     page.goto(app_url)
     wait_idle(page, heading="vizcore")
@@ -160,13 +170,7 @@ def test_lambda_model_upload_is_refused_and_default_stays(app_url, page, tmp_pat
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
     x = keras.layers.Flatten()(x)
     out = keras.layers.Dense(10, activation="softmax")(x)
-    path = tmp_path / "lambda_model.keras"
-    keras.Model(inp, out).save(path)
-    page.goto(app_url)
-    wait_idle(page, heading="vizcore")
-    page.get_by_text("Use your own model").click()
-    _upload(page, "Model file", path)
-    page.get_by_role("button", name="Load model").click()
+    _load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "lambda_model.keras")
     err = page.locator('[data-testid="stAlertContentError"]').first
     err.wait_for(timeout=60_000)
     assert "Lambda" in err.inner_text()
@@ -196,13 +200,7 @@ def test_valid_model_upload_is_selected_and_predicts(app_url, page, tmp_path):
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     out = keras.layers.Dense(3, activation="softmax")(x)
-    path = tmp_path / "tiny_rgb.keras"
-    keras.Model(inp, out).save(path)
-    page.goto(app_url)
-    wait_idle(page, heading="vizcore")
-    page.get_by_text("Use your own model").click()
-    _upload(page, "Model file", path)
-    page.get_by_role("button", name="Load model").click()
+    _load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "tiny_rgb.keras")
     expect(page.locator('[data-testid="stMain"]')).to_contain_text(
         "Current model: Your model: tiny_rgb.keras", timeout=120_000)
     wait_idle(page, heading="vizcore")
