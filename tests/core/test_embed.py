@@ -32,6 +32,7 @@ def separation(Y, y):
 @pytest.mark.parametrize("method,params", [
     ("pca", {}),
     ("tsne", {"iterations": 250, "snapshot_every": 50}),
+    ("tsne", {"iterations": 250, "snapshot_every": 0, "gradient": "fft", "n_jobs": 1}),
 ])
 def test_projection_keeps_separated_clusters_apart(method, params):
     X, y = clusters()
@@ -91,6 +92,17 @@ def test_tsne_snapshots_record_the_optimisation():
     # the points move: the map at the start is not the map at the end
     assert not np.allclose(proj.snapshots[0], proj.snapshots[-1])
     assert proj.params["gradient"] == "bh"
+
+
+def test_tsne_picks_fft_gradients_for_large_samples(monkeypatch):
+    X, y = clusters(n=400)
+    monkeypatch.setattr(embed, "BH_BELOW", 300)
+    proj = embed.project(X, "tsne", iterations=100, snapshot_every=0)
+    assert proj.params["gradient"] == "fft"
+    assert proj.params["n_jobs"] == embed.tsne_threads(0) >= 1
+    assert embed.quality(X, proj.coords, y, k=10).knn_2d >= 0.98
+    monkeypatch.setattr(embed, "BH_BELOW", 500)
+    assert embed.project(X, "tsne", iterations=20, snapshot_every=0).params["gradient"] == "bh"
 
 
 def test_parameters_are_checked():
@@ -254,3 +266,14 @@ def test_embed_command_writes_csv_for_an_image_folder(tmp_path, tiny_cnn):
     assert xs.loc["bright", "max"] < xs.loc["dark", "min"] or \
         xs.loc["dark", "max"] < xs.loc["bright", "min"]
     assert any("trustworthiness" in s for s in lines)
+
+
+def test_exact_knn_matches_scikit_learn_in_small_blocks():
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.random.default_rng(4).normal(size=(257, 12)).astype(np.float32)
+    idx, dist = embed.exact_knn(X, 9, max_block_values=257 * 10)  # 10 rows per block
+    ref_d, ref_i = NearestNeighbors(n_neighbors=10).fit(X).kneighbors(X)
+    np.testing.assert_array_equal(idx, ref_i[:, 1:])
+    np.testing.assert_allclose(dist, ref_d[:, 1:], rtol=1e-4, atol=1e-4)
+    assert embed.exact_knn(X[:4], 9)[0].shape == (4, 3)  # k capped at N - 1

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vizcore.explain import incremental
 from vizcore.explain.base import (
     Engine,
     MethodSpec,
@@ -156,6 +157,20 @@ def fill_image(engine: Engine, x: np.ndarray, fill: str | np.ndarray, patch: int
 # --------------------------------------------------------------------------- compiled core
 
 
+def _occluded(x, fill, origins, size, h: int, w: int):
+    """(B, H, W, C) copies of ``x`` with a ``size`` patch at each of ``origins`` (B, 2) replaced
+    by ``fill`` (TensorFlow ops)."""
+    import tensorflow as tf
+
+    rows = tf.range(h)[None, :]
+    cols = tf.range(w)[None, :]
+    y0, x0 = origins[:, :1], origins[:, 1:]
+    in_rows = (rows >= y0) & (rows < y0 + size[0])  # (B, H)
+    in_cols = (cols >= x0) & (cols < x0 + size[1])  # (B, W)
+    mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]
+    return tf.where(mask, fill[None], x[None])
+
+
 def _occlusion_fn(engine: Engine):
     """Compiled ``(x (H,W,C), fill (H,W,C), origins (B,2), size (2,), cls) -> p_cls (B,)``:
     the softmax probability of ``cls`` for ``x`` with a ``size`` patch at each origin replaced
@@ -178,19 +193,65 @@ def _occlusion_fn(engine: Engine):
             ],
         )
         def run(x, fill, origins, size, cls):
-            rows = tf.range(h)[None, :]
-            cols = tf.range(w)[None, :]
-            y0, x0 = origins[:, :1], origins[:, 1:]
-            in_rows = (rows >= y0) & (rows < y0 + size[0])  # (B, H)
-            in_cols = (cols >= x0) & (cols < x0 + size[1])  # (B, W)
-            mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]
-            imgs = tf.where(mask, fill[None], x[None])
+            imgs = _occluded(x, fill, origins, size, h, w)
             probs = tf.nn.softmax(to_logits(tap(imgs, training=False)), axis=-1)
             return probs[:, cls]
 
         return run
 
     return engine.cached("occlusion", build)
+
+
+def _plan(engine: Engine):
+    """The model's :class:`~vizcore.explain.incremental.Plan` (None for models with branches)."""
+    return engine.cached("incremental_plan", lambda: incremental.plan(engine.model))
+
+
+def _base_maps_fn(engine: Engine):
+    """Compiled ``x (H,W,C) -> [output (h,w,F) of every step of the plan]``."""
+
+    def build():
+        import tensorflow as tf
+
+        p = _plan(engine)
+
+        @tf.function(autograph=False, input_signature=[engine.spec_image()])
+        def run(x):
+            return [m[0] for m in incremental.base_maps(p, x[None])]
+
+        return run
+
+    return engine.cached("occlusion_base_maps", build)
+
+
+def _incremental_fn(engine: Engine, geo: incremental.Geometry):
+    """Compiled ``(x, fill, indices, bases, cls) -> p_cls (B,)``: as :func:`_occlusion_fn`,
+    with convolutions and poolings evaluated only on the window the patch changed
+    (:mod:`vizcore.explain.incremental`; the patch positions are encoded in ``indices``). One
+    trace per window geometry."""
+
+    def build():
+        import tensorflow as tf
+
+        p = _plan(engine)
+        base_specs = [tf.TensorSpec([int(d) for d in st.layer.output.shape[1:]], tf.float32)
+                      for st in p.steps]
+        index_specs = [tf.TensorSpec([None, None], tf.int32)] * (len(p.steps) + 1)
+        probabilities = engine.outputs_probabilities
+
+        @tf.function(
+            autograph=False,
+            input_signature=[engine.spec_image(), engine.spec_image(), index_specs, base_specs,
+                             tf.TensorSpec([], tf.int32)],
+        )
+        def run(x, fill, indices, bases, cls):
+            out = incremental.forward(p, geo, x, fill, indices, bases)
+            probs = out if probabilities else tf.nn.softmax(out, axis=-1)
+            return probs[:, cls]
+
+        return run
+
+    return engine.cached(("occlusion_incremental", geo.key), build)
 
 
 def _probs_fn(engine: Engine):
@@ -217,8 +278,9 @@ def occlusion_sensitivity(
     patch: int | None = None,
     stride: int | None = None,
     fill: str | np.ndarray = "gray",
-    batch_size: int = 256,
+    batch_size: int = 1024,
     progress: Progress = None,
+    incremental_passes: bool = True,
 ) -> OcclusionResult:
     """Occlusion sensitivity map (Zeiler and Fergus 2014, arXiv:1311.2901).
 
@@ -231,9 +293,13 @@ def occlusion_sensitivity(
         fill: One of :data:`FILLS` (or an (H, W, C) array in model range).
         batch_size: Occluded images per forward pass (capped at 32 images of 224x224x3).
         progress: Optional callback receiving the completed fraction in [0, 1].
+        incremental_passes: Evaluate each convolution only where the patch changed its input
+            (:mod:`vizcore.explain.incremental`) when the model is a chain of layers; the map is
+            the same up to float rounding. False runs plain batched passes.
 
     Cost: 1 + ny * nx forward passes (one per patch position), batched; no backward pass.
-    For a 28x28 image, patch 4 and stride 1 that is 626 passes.
+    For a 28x28 image, patch 4 and stride 1 that is 626 passes. With incremental passes the
+    early convolutions cost a fraction of that (about half the time for the default CNN).
     """
     t0 = time.perf_counter()
     x = np.asarray(x, np.float32)
@@ -246,16 +312,28 @@ def occlusion_sensitivity(
         raise ValueError(f"target {tgt} is outside 0..{engine.num_classes - 1}")
     origins = np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1).reshape(-1, 2)
     origins = origins.astype(np.int32)
-    run = _occlusion_fn(engine)
     bs = cap_batch(engine, batch_size)
     size = np.array([ph, pw], np.int32)
     cls = np.int32(tgt)
     n = len(origins)
     out = np.empty(n, np.float32)
-    for i in range(0, n, bs):
-        out[i : i + bs] = run(x, fimg, origins[i : i + bs], size, cls).numpy()
-        if progress is not None:
-            progress(min(1.0, (i + bs) / n))
+    p = _plan(engine) if incremental_passes else None
+    geo = incremental.geometry(p, origins, (ph, pw)) if p is not None else None
+    if geo is not None and geo.cropped:
+        run = _incremental_fn(engine, geo)
+        bases = _base_maps_fn(engine)(x)
+        p_hw = (ph, pw)
+        for i in range(0, n, bs):
+            idx = incremental.gather_indices(p, geo, origins, p_hw, slice(i, i + bs))
+            out[i : i + bs] = run(x, fimg, idx, bases, cls).numpy()
+            if progress is not None:
+                progress(min(1.0, (i + bs) / n))
+    else:
+        run = _occlusion_fn(engine)
+        for i in range(0, n, bs):
+            out[i : i + bs] = run(x, fimg, origins[i : i + bs], size, cls).numpy()
+            if progress is not None:
+                progress(min(1.0, (i + bs) / n))
     grid = out.reshape(len(ys), len(xs))
     prob = spread(grid, ys, xs, (ph, pw), x.shape[:2])
     drop = (float(base[tgt]) - prob).astype(np.float32)
@@ -287,8 +365,9 @@ def occlusion_map(
     stride: int | None = None,
     fill: str | np.ndarray = "gray",
     target: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = 1024,
     progress: Progress = None,
+    incremental_passes: bool = True,
 ) -> OcclusionResult:
     """Occlusion sensitivity of one image for a :class:`~vizcore.models.ModelInfo`.
 
@@ -301,7 +380,7 @@ def occlusion_map(
     if x.shape != engine.input_shape:
         raise ValueError(f"expected one image of shape {engine.input_shape}, got {x.shape}")
     return occlusion_sensitivity(engine, x, -1 if target is None else int(target), patch,
-                                 stride, fill, batch_size, progress)
+                                 stride, fill, batch_size, progress, incremental_passes)
 
 
 def occlusion_loop(info, x: np.ndarray, patch: int, stride: int, fill: str = "gray",
@@ -424,7 +503,7 @@ def compare_occlusion(info, x: np.ndarray, mask: np.ndarray, fill: str = "gray",
 
 def _occlusion_method(engine: Engine, x: np.ndarray, target: int, layer=None,
                       progress: Progress = None, patch: int = 0, stride: int = 0,
-                      fill: str = "gray", batch_size: int = 256):
+                      fill: str = "gray", batch_size: int = 1024):
     """Occlusion sensitivity for the registry (Zeiler and Fergus 2014, arXiv:1311.2901).
 
     Cost: 1 + (number of patch positions) forward passes, batched; no backward pass.
@@ -457,7 +536,7 @@ register(
                        "half the patch on large ones)."),
             Param("fill", "gray", "choice", choices=FILLS,
                   help="What covers the patch: grey, the image mean, a blurred copy, or zero."),
-            Param("batch_size", 256, "int", 1, 4096,
+            Param("batch_size", 1024, "int", 1, 4096,
                   help="Occluded images per pass; larger is faster up to memory limits.",
                   advanced=True),
         ),
