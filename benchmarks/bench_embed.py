@@ -60,7 +60,11 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="*", default=None)
     ap.add_argument("--no-umap", action="store_true")
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="t-SNE runs of ours and scikit-learn's, alternated, per size (median "
+                         "reported; default 3, 1 with --quick)")
     args = ap.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
     sizes = args.sizes or ([1000] if args.quick else [1000, 5000, 10000])
 
     from vizcore import embed
@@ -87,11 +91,19 @@ def main(argv=None) -> int:
         Xr = embed.pca_reduce(X, 50)
         res = {"features": t_feat}
         pca, res["PCA"] = timed(embed.project, X, "pca")
-        ours, res["t-SNE (openTSNE)"] = timed(embed.project, X, "tsne", snapshot_every=0)
+        # ours and scikit-learn's alternate, so a change in machine load hits both alike
+        t_ours, t_sk = [], []
+        for _ in range(repeats):
+            ours, t = timed(embed.project, X, "tsne", snapshot_every=0)
+            t_ours.append(t)
+            if not args.no_sklearn:
+                sk, t = timed(sklearn_tsne, Xr, iters, perp, 0)
+                t_sk.append(t)
+        res["t-SNE (openTSNE)"] = float(np.median(t_ours))
         q_ours = embed.quality(X, ours.coords, labels)
         line_q = f"ours: trust {q_ours.trustworthiness:.3f}, 10-NN {q_ours.knn_2d:.3f}"
-        if not args.no_sklearn:
-            sk, res["t-SNE (sklearn)"] = timed(sklearn_tsne, Xr, iters, perp, 0)
+        if t_sk:
+            res["t-SNE (sklearn)"] = float(np.median(t_sk))
             q_sk = embed.quality(X, sk, labels)
             line_q += f"; sklearn: trust {q_sk.trustworthiness:.3f}, 10-NN {q_sk.knn_2d:.3f}"
         if not args.no_umap:
@@ -105,7 +117,9 @@ def main(argv=None) -> int:
         if "t-SNE (sklearn)" in res:
             ratio = res["t-SNE (sklearn)"] / res["t-SNE (openTSNE)"]
             print(f"  sklearn / ours     {ratio:8.2f} x   (gradient {ours.params['gradient']}"
-                  f", {iters} iterations, perplexity {perp:g})")
+                  f", {iters} iterations, perplexity {perp:g}; median of {repeats}: ours "
+                  + ", ".join(f"{v:.1f}" for v in t_ours) + " s, sklearn "
+                  + ", ".join(f"{v:.1f}" for v in t_sk) + " s)")
         print(f"  quality: {line_q}; in {X.shape[1]}-D: 10-NN {q_ours.knn_original:.3f}")
         rows.append((n, res))
 

@@ -59,6 +59,10 @@ BH_BELOW = 5_000
 #: extent, so the later iterations dominate; with 2 the 10,000-point map took 15 s instead of
 #: 40 s, with the same trustworthiness (0.998) and 10-NN accuracy (0.914 vs 0.912).
 FFT_INTS_PER_INTERVAL = 2
+#: Share of t-SNE's iterations run with early exaggeration (12).
+EE_SHARE = 0.25
+#: FFT gradients: at least this many intervals per axis (openTSNE's ``min_num_intervals``).
+FFT_MIN_INTERVALS = 50
 
 
 #: Up to this many points t-SNE's neighbours are found exactly (blocked matrix products); above
@@ -448,7 +452,7 @@ def _tsne(X: np.ndarray, p: dict, seed: int, progress: Progress) -> Projection:
 
     n = len(X)
     total = max(int(p["iterations"]), 4)
-    ee = max(1, total // 4)
+    ee = max(1, int(total * EE_SHARE))
     perplexity = float(min(float(p["perplexity"]), max(1.0, (n - 1) / 3.0)))
     gradient = p["gradient"]
     if gradient == "auto":
@@ -469,7 +473,8 @@ def _tsne(X: np.ndarray, p: dict, seed: int, progress: Progress) -> Projection:
         return False
 
     jobs = tsne_threads(int(p["n_jobs"]))
-    extra = {"ints_in_interval": FFT_INTS_PER_INTERVAL} if gradient == "fft" else {}
+    extra = ({"ints_in_interval": FFT_INTS_PER_INTERVAL, "min_num_intervals": FFT_MIN_INTERVALS}
+             if gradient == "fft" else {})
     _report(progress, 0.0, f"t-SNE: finding {int(3 * perplexity)} neighbours of each point...")
     tsne = TSNE(2, perplexity=perplexity, initialization="pca", random_state=seed,
                 negative_gradient_method=gradient, n_jobs=jobs, verbose=False)
