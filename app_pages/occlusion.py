@@ -51,7 +51,7 @@ params = (info.key, digest, patch, stride, fill, target)
 if small:
     go_on = True
 else:
-    st.caption(f"{n_pass} forward passes on a {h}x{w} model: this can take minutes on a CPU.")
+    st.caption(f"{n_pass} forward passes on a {h}x{w} model: this can take a while on a CPU.")
     if st.button("Compute the occlusion map", key="occ_go", type="primary"):
         st.session_state["occ_done"] = params
     go_on = st.session_state.get("occ_done") == params
@@ -59,7 +59,7 @@ if go_on:
     try:
         res = view.cached_with_progress(
             ("occlusion", *params),
-            lambda cb: occ.occlusion_map(info, inp.x, patch, stride, fill, target, 256, cb),
+            lambda cb: occ.occlusion_map(info, inp.x, patch, stride, fill, target, progress=cb),
             f"Occluding {n_pass - 1} positions...")
     except ValueError as exc:
         st.error(f"Could not compute the occlusion map: {exc}. Fix: choose a smaller patch or "
@@ -77,8 +77,11 @@ if go_on:
     st.caption(
         f"Class **{name}**: p = {res.base_prob:.1%} on the whole image. {res.passes} forward "
         f"passes of {res.patch[0]}x{res.patch[1]} {res.fill} patches, stride {res.stride}, in "
-        f"{res.seconds:.2f} s. Largest drop {res.drop.max():+.1%}; each pixel shows the mean over "
-        f"all patch positions covering it.")
+        f"{res.seconds:.2f} s"
+        + (" (incremental: each layer was recomputed only where the patch changed it)"
+           if res.incremental else "")
+        + f". Largest drop {res.drop.max():+.1%}; each pixel shows the mean over all patch "
+        "positions covering it.")
     png = render.overlay(render.upscale(render.to_rgb(inp.raw), 280),
                          render.normalize(res.drop, "symmetric"), 0.55, "RdBu_r")
     widgets.downloads(f"occlusion_{info.model.name}_{name}", png,

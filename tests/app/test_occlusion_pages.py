@@ -13,7 +13,7 @@ def test_occlusion_page_map_editor_and_settings():
     at = run_page("occlusion")
     assert at.title[0].value == "Occlusion"
     assert len(at.get("plotly_chart")) == 4  # drop map, probability map, two top-5 charts
-    assert any("forward passes" in c.value for c in at.caption)
+    assert any("forward passes" in c.value and "incremental" in c.value for c in at.caption)
     assert len(at.get("download_button")) == 2
     assert _covered_line(at).startswith("**0%**")
     # covering half the image changes the occluded probabilities, not the original's

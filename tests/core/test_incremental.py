@@ -64,7 +64,14 @@ def test_plan_refuses_branches():
     a = layers.Conv2D(4, 3, padding="same")(inp)
     b = layers.Conv2D(4, 3, padding="same")(a)
     out = layers.Dense(2, activation="softmax")(layers.Flatten()(layers.Add()([a, b])))
-    assert incremental.plan(keras.Model(inp, out)) is None
+    model = keras.Model(inp, out)
+    assert incremental.plan(model) is None
+    # occlusion still works on it, with plain batched passes
+    info = ModelInfo("res", "res", model, "0..1", ["a", "b"])
+    x = np.random.default_rng(0).uniform(0, 1, (12, 12, 1)).astype(np.float32)
+    r = occ.occlusion_map(info, x, 3, 2)
+    assert not r.incremental
+    np.testing.assert_allclose(r.grid_prob, occ.occlusion_loop(info, x, 3, 2), atol=2e-6)
 
 
 @pytest.mark.parametrize("patch,stride", [(1, 1), (3, 1), (4, 3), (6, 2), (30, 1)])
@@ -120,3 +127,4 @@ def test_shipped_cnn_crops_the_first_two_convolutions(shipped_vgg):
     fast = occ.occlusion_map(shipped_vgg, x, 4, 1)
     full = occ.occlusion_map(shipped_vgg, x, 4, 1, incremental_passes=False)
     np.testing.assert_allclose(fast.grid_prob, full.grid_prob, atol=2e-6)
+    assert fast.incremental and not full.incremental

@@ -62,6 +62,8 @@ class OcclusionResult:
         fill: What the patch was filled with (one of :data:`FILLS`).
         passes: Number of forward passes (one per patch position, plus one).
         seconds: Wall time.
+        incremental: True when the passes recomputed only the windows the patches changed
+            (:mod:`vizcore.explain.incremental`).
     """
 
     drop: np.ndarray
@@ -76,6 +78,7 @@ class OcclusionResult:
     fill: str
     passes: int
     seconds: float
+    incremental: bool = False
 
     @property
     def grid_drop(self) -> np.ndarray:
@@ -338,7 +341,8 @@ def occlusion_sensitivity(
     prob = spread(grid, ys, xs, (ph, pw), x.shape[:2])
     drop = (float(base[tgt]) - prob).astype(np.float32)
     return OcclusionResult(drop, prob, grid, ys, xs, float(base[tgt]), tgt, (ph, pw), s,
-                           fill_name, n + 1, time.perf_counter() - t0)
+                           fill_name, n + 1, time.perf_counter() - t0,
+                           bool(geo is not None and geo.cropped))
 
 
 def spread(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: tuple[int, int],
