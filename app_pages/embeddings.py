@@ -65,8 +65,20 @@ if info.input_shape != (28, 28, 1):
 # The progress bar is created inside each cached function, so that a cache hit replays it
 # (created, then emptied) instead of touching an element made outside.
 def _bar(text: str):
+    """A progress bar and a callback that updates it at most every 0.4 s (each update re-renders
+    the page in the browser, which competes with the computation for the CPU)."""
+    import time
+
     bar = st.progress(0.0, text=text)
-    return bar, lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg)
+    last = [0.0]
+
+    def update(f: float, msg: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.4 or f >= 1.0:
+            last[0] = now
+            bar.progress(min(1.0, max(0.0, f)), text=msg)
+
+    return bar, update
 
 
 @st.cache_data(show_spinner=False, max_entries=6)

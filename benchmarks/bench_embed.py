@@ -7,11 +7,11 @@ Run from the repository root::
 
 On Fashion-MNIST test images and the shipped VGG-style CNN (penultimate layer ``fc2``), for each
 size: feature extraction (fc2 + pixels in one batched pass), PCA, our t-SNE (openTSNE, the page's
-settings: 500 iterations, perplexity 30, every core, Barnes-Hut gradients below 5,000 points and
-FFT gradients from there on) and scikit-learn's TSNE (every core too: ``n_jobs=-1`` for its
-neighbour search, OpenMP for its gradient) with the same iterations, perplexity and PCA-50 input
-in the same run, UMAP (after its one-off numba compilation, which is timed separately), and the
-quality numbers of each map.
+settings: 500 iterations, perplexity 30, every core, Barnes-Hut gradients (theta 0.8) below
+5,000 points and FFT gradients from there on) and scikit-learn's TSNE (every core too:
+``n_jobs=-1`` for its neighbour search, OpenMP for its gradient) with the same iterations,
+perplexity and PCA-50 input in the same run, UMAP (after its one-off numba compilation, which is
+timed separately), and the quality numbers of each map.
 
 Targets: t-SNE of 10,000 points at least 2x faster than scikit-learn's TSNE; the page's default
 (2,000 images: features + t-SNE of fc2 + t-SNE of pixels + quality numbers) ready within 15 s.
