@@ -1,5 +1,7 @@
 """Embeddings: PCA / t-SNE / UMAP maps of pixels and of a layer's features, linked to the images."""
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -67,8 +69,6 @@ if info.input_shape != (28, 28, 1):
 def _bar(text: str):
     """A progress bar and a callback that updates it at most every 0.4 s (each update re-renders
     the page in the browser, which competes with the computation for the CPU)."""
-    import time
-
     bar = st.progress(0.0, text=text)
     last = [0.0]
 

@@ -4,11 +4,12 @@ A patch covering a few pixels changes only a small window of each early feature 
 grows by the kernel at every convolution and shrinks by the stride at every pooling, until the
 maps are small enough that it covers them. Occlusion sensitivity runs hundreds of such nearly
 identical images, so most of a plain forward pass recomputes values that equal the unoccluded
-image's. Here each convolution whose changed window is small enough is evaluated only on that
-window (a crop of its input with the kernel's border, ``VALID`` convolution) and the result is
-pasted into the unoccluded image's feature map; pooling, batch normalisation, activations and
-every layer after the last feature map run as usual. The result equals the full forward pass up
-to float rounding (the tests compare both).
+image's. Here each convolution and pooling whose changed window is small enough is evaluated only
+on that window: its input region (the previous window with the kernel's border) is gathered from
+the unoccluded image's map with the previous window pasted in, then a ``VALID`` convolution or
+pooling runs on it. Once a window covers most of its map the rest of the network runs on full
+maps (the window pasted into the unoccluded map). The result equals the full forward pass up to
+float rounding (the tests compare both).
 
 This is the idea of incremental CNN inference for occlusion (Nakandala, Kumar and Papakonstantinou
 2019, "Incremental and Approximate Inference for Faster Occlusion-based Deep CNN Explanations",
@@ -16,7 +17,7 @@ SIGMOD 2019), without their approximations.
 
 It applies to models that are a single chain of layers (each layer reads the previous one's
 output, as in VGG-style networks and every ``keras.Sequential``); Conv2D layers (channels last,
-no groups) are cropped; MaxPooling2D and AveragePooling2D shrink the window; layers that act on
+no groups) and ``valid`` MaxPooling2D / AveragePooling2D run on windows; layers that act on
 each position alone (batch normalisation, activations, dropout, rescaling) keep it; any other
 layer with a spatial output makes the rest of the network run in full. Models with branches
 (ResNets, Inception) are not planned, and occlusion falls back to plain batched passes.
@@ -69,11 +70,6 @@ class Plan:
 
     steps: tuple[Step, ...]
     tail: tuple[object, ...]
-
-    @property
-    def convs(self) -> list[int]:
-        """Indices in :attr:`steps` of the Conv2D layers."""
-        return [i for i, s in enumerate(self.steps) if s.kind == "conv"]
 
 
 def _pad_before(size: int, out: int, k: int, s: int, padding: str) -> int:

@@ -160,20 +160,6 @@ def fill_image(engine: Engine, x: np.ndarray, fill: str | np.ndarray, patch: int
 # --------------------------------------------------------------------------- compiled core
 
 
-def _occluded(x, fill, origins, size, h: int, w: int):
-    """(B, H, W, C) copies of ``x`` with a ``size`` patch at each of ``origins`` (B, 2) replaced
-    by ``fill`` (TensorFlow ops)."""
-    import tensorflow as tf
-
-    rows = tf.range(h)[None, :]
-    cols = tf.range(w)[None, :]
-    y0, x0 = origins[:, :1], origins[:, 1:]
-    in_rows = (rows >= y0) & (rows < y0 + size[0])  # (B, H)
-    in_cols = (cols >= x0) & (cols < x0 + size[1])  # (B, W)
-    mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]
-    return tf.where(mask, fill[None], x[None])
-
-
 def _occlusion_fn(engine: Engine):
     """Compiled ``(x (H,W,C), fill (H,W,C), origins (B,2), size (2,), cls) -> p_cls (B,)``:
     the softmax probability of ``cls`` for ``x`` with a ``size`` patch at each origin replaced
@@ -196,7 +182,13 @@ def _occlusion_fn(engine: Engine):
             ],
         )
         def run(x, fill, origins, size, cls):
-            imgs = _occluded(x, fill, origins, size, h, w)
+            rows = tf.range(h)[None, :]
+            cols = tf.range(w)[None, :]
+            y0, x0 = origins[:, :1], origins[:, 1:]
+            in_rows = (rows >= y0) & (rows < y0 + size[0])  # (B, H)
+            in_cols = (cols >= x0) & (cols < x0 + size[1])  # (B, W)
+            mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]
+            imgs = tf.where(mask, fill[None], x[None])
             probs = tf.nn.softmax(to_logits(tap(imgs, training=False)), axis=-1)
             return probs[:, cls]
 
@@ -322,27 +314,28 @@ def occlusion_sensitivity(
     out = np.empty(n, np.float32)
     p = _plan(engine) if incremental_passes else None
     geo = incremental.geometry(p, origins, (ph, pw)) if p is not None else None
-    if geo is not None and geo.cropped:
-        run = _incremental_fn(engine, geo)
-        bases = _base_maps_fn(engine)(x)
-        p_hw = (ph, pw)
-        for i in range(0, n, bs):
-            idx = incremental.gather_indices(p, geo, origins, p_hw, slice(i, i + bs))
-            out[i : i + bs] = run(x, fimg, idx, bases, cls).numpy()
-            if progress is not None:
-                progress(min(1.0, (i + bs) / n))
+    windowed = bool(geo is not None and geo.cropped)
+    if windowed:
+        run, bases = _incremental_fn(engine, geo), _base_maps_fn(engine)(x)
+
+        def batch(i: int):
+            idx = incremental.gather_indices(p, geo, origins, (ph, pw), slice(i, i + bs))
+            return run(x, fimg, idx, bases, cls)
     else:
         run = _occlusion_fn(engine)
-        for i in range(0, n, bs):
-            out[i : i + bs] = run(x, fimg, origins[i : i + bs], size, cls).numpy()
-            if progress is not None:
-                progress(min(1.0, (i + bs) / n))
+
+        def batch(i: int):
+            return run(x, fimg, origins[i : i + bs], size, cls)
+
+    for i in range(0, n, bs):
+        out[i : i + bs] = batch(i).numpy()
+        if progress is not None:
+            progress(min(1.0, (i + bs) / n))
     grid = out.reshape(len(ys), len(xs))
     prob = spread(grid, ys, xs, (ph, pw), x.shape[:2])
     drop = (float(base[tgt]) - prob).astype(np.float32)
     return OcclusionResult(drop, prob, grid, ys, xs, float(base[tgt]), tgt, (ph, pw), s,
-                           fill_name, n + 1, time.perf_counter() - t0,
-                           bool(geo is not None and geo.cropped))
+                           fill_name, n + 1, time.perf_counter() - t0, windowed)
 
 
 def spread(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: tuple[int, int],
