@@ -281,21 +281,8 @@ class Engine:
         means each row's predicted class. One forward and one backward pass per row."""
 
         def build():
-            import tensorflow as tf
-
-            tap, (_, to_logits) = self.tapped(None), self.head()
-
-            @tf.function(
-                autograph=False, input_signature=[self.spec_batch(), tf.TensorSpec([], tf.int32)]
-            )
-            def grad(x, cls):
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(x)
-                    logits = to_logits(tap(x, training=False))
-                    score = class_score(logits, cls)
-                return tape.gradient(score, x), logits
-
-            return grad
+            _, to_logits = self.head()
+            return compile_input_grad(self, self.tapped(None), to_logits)
 
         return self.cached("input_grad", build)
 
@@ -349,6 +336,25 @@ def linear_head(model, outputs_probabilities: bool = True):
     if not outputs_probabilities:
         return model.outputs[0], lambda h: h
     return model.outputs[0], lambda p: tf.math.log(p + 1e-12)
+
+
+def compile_input_grad(engine: Engine, forward, to_logits):
+    """Compiled ``(x (B,H,W,C), cls int32) -> (d logit_cls / dx, logits)`` through ``forward``
+    (a Keras model ending at the pre-softmax tensor) and ``to_logits``; ``cls = -1`` means each
+    row's predicted class."""
+    import tensorflow as tf
+
+    @tf.function(
+        autograph=False, input_signature=[engine.spec_batch(), tf.TensorSpec([], tf.int32)]
+    )
+    def grad(x, cls):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            logits = to_logits(forward(x, training=False))
+            score = class_score(logits, cls)
+        return tape.gradient(score, x), logits
+
+    return grad
 
 
 def class_score(logits, cls):

@@ -15,7 +15,7 @@ from vizcore.explain.base import (
     Param,
     Progress,
     cap_batch,
-    class_score,
+    compile_input_grad,
     linear_head,
     normalize,
     register,
@@ -187,21 +187,8 @@ def guided_grad_fn(engine: Engine):
     """Compiled ``(x (B,H,W,C), cls) -> (guided gradient, logits)`` on the guided clone."""
 
     def build():
-        import tensorflow as tf
-
         gm, to_logits = guided_model(engine)
-
-        @tf.function(
-            autograph=False, input_signature=[engine.spec_batch(), tf.TensorSpec([], tf.int32)]
-        )
-        def grad(x, cls):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)
-                logits = to_logits(gm(x, training=False))
-                score = class_score(logits, cls)
-            return tape.gradient(score, x), logits
-
-        return grad
+        return compile_input_grad(engine, gm, to_logits)
 
     return engine.cached("guided_grad", build)
 
