@@ -36,10 +36,13 @@ with top[0]:
             f"**{REGISTRY[k].name}**: {why}" for k, why in unavailable.items()))
 with top[1]:
     target = ew.target_picker(info, probs, "xp_target")
-    convs = info.conv_layers()
-    layer = st.selectbox("Layer for the CAM family", convs, index=len(convs) - 1,
-                         key="xp_layer", help="The last convolutional layer by default: the "
-                         "most class-specific maps, at the coarsest resolution.") if convs else None
+    convs = info.cam_layers()
+    default_layer = info.cam_layer()
+    layer = st.selectbox("Layer for the CAM family", convs,
+                         index=convs.index(default_layer) if default_layer in convs else 0,
+                         key=f"xp_layer_{info.key}", help="The output of the last conv block by "
+                         "default (nested base models included): the most class-specific maps, "
+                         "at the coarsest resolution.") if convs else None
 with top[2]:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="xp_opacity")
     show_signed = st.toggle("Signed maps", True, key="xp_signed",

@@ -142,9 +142,11 @@ def default_params(info) -> AMParams:
 
 def layer_kind(model, layer: str) -> str:
     """``"conv"`` (spatial maps, scored on a channel mean) or ``"dense"`` (one value per unit)."""
-    lyr = model.get_layer(layer)
-    shape = tuple(lyr.output.shape)
-    if type(lyr).__name__ in DENSE_KINDS and len(shape) == 2:
+    from vizcore.graph import graph_of
+
+    node = graph_of(model).node(layer)
+    shape = tuple(node.output.shape)
+    if node.kind in DENSE_KINDS and len(shape) == 2:
         return "dense"
     if len(shape) == 4:
         return "conv"
@@ -156,7 +158,9 @@ def layer_kind(model, layer: str) -> str:
 
 def n_units(model, layer: str) -> int:
     """Number of channels (conv) or units (dense) of ``layer``."""
-    return int(model.get_layer(layer).output.shape[-1])
+    from vizcore.graph import graph_of
+
+    return int(graph_of(model).output_shape(layer)[-1])
 
 
 def visualizable_layers(info) -> list[str]:
@@ -342,7 +346,9 @@ class ExtractLayerInput(ModelModifier):
         self.name = name
 
     def __call__(self, model):
-        return keras.Model(model.inputs, model.get_layer(self.name).input)
+        from vizcore.graph import graph_of
+
+        return keras.Model(model.inputs, graph_of(model).input(self.name))
 
 
 class ExtractLayerOutput(ModelModifier):
@@ -353,7 +359,9 @@ class ExtractLayerOutput(ModelModifier):
         self.name = name
 
     def __call__(self, model):
-        return keras.Model(model.inputs, model.get_layer(self.name).output)
+        from vizcore.graph import graph_of
+
+        return graph_of(model).tap([self.name])
 
 
 class CompiledActivationMaximization(ActivationMaximization):
@@ -519,6 +527,8 @@ def visualizer(model, layer: str, linear: bool = True) -> UnitVisualizer:
     Building extracts a sub-model over the shared graph (no clone, nothing modified); the first
     call of a batch shape traces the compiled step (about a second for the small CNN).
     """
+    from vizcore.graph import graph_of
+
     kind = layer_kind(model, layer)
     linear = bool(linear and kind == "dense")
     per_model = _VIZ.setdefault(model, {})
@@ -528,7 +538,7 @@ def visualizer(model, layer: str, linear: bool = True) -> UnitVisualizer:
         modifier = ExtractLayerInput(layer) if linear else ExtractLayerOutput(layer)
         am = CompiledActivationMaximization(model, model_modifier=modifier)
         viz = UnitVisualizer(layer, kind, linear, am)
-        viz._layer = model.get_layer(layer)
+        viz._layer = graph_of(model).layer(layer)
         viz.seconds_to_build = time.perf_counter() - t0
         per_model[key] = viz
     return per_model[key]

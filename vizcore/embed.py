@@ -143,20 +143,11 @@ def sample_indices(dataset, n: int, seed: int = 0, *, lo: int = MIN_SAMPLE,
     return dataset.balanced_sample(int(n), seed)
 
 
-def _inbound(layer) -> list:
-    found = []
-    for node in getattr(layer, "_inbound_nodes", []):
-        for t in getattr(node, "input_tensors", []):
-            hist = getattr(t, "_keras_history", None)
-            if hist is not None:
-                found.append(hist[0])
-    return found
-
-
 def output_layer(model) -> str:
     """Name of the layer that produces the model's (class score) output."""
-    hist = getattr(model.outputs[0], "_keras_history", None)
-    return hist[0].name if hist is not None else model.layers[-1].name
+    from vizcore.graph import graph_of
+
+    return graph_of(model).output_node().name
 
 
 def penultimate_layer(model) -> str:
@@ -164,23 +155,27 @@ def penultimate_layer(model) -> str:
 
     Weight-free layers at the end (Softmax, Activation) are skipped to find the classifier, and
     Dropout layers in front of it are skipped too (they are the identity at inference), so this
-    is ``fc2`` for the VGG-style model, ``gap`` for the GAP model and ``fc2`` for VGG16.
+    is ``fc2`` for the VGG-style model, ``gap`` for the GAP model and ``fc2`` for VGG16 (and the
+    global pooling after a nested MobileNetV2 in a transfer model).
     """
-    layer = model.get_layer(output_layer(model))
-    while not layer.weights and _inbound(layer):
-        layer = _inbound(layer)[0]
-    prev = _inbound(layer)
-    while prev and type(prev[0]).__name__ == "Dropout":
-        prev = _inbound(prev[0])
-    if not prev or type(prev[0]).__name__ == "InputLayer":
-        return model.layers[-2].name if len(model.layers) > 1 else PIXELS
-    return prev[0].name
+    from vizcore.graph import PASS_THROUGH, graph_of
+
+    g = graph_of(model)
+    node = g.output_node()
+    while not getattr(node.layer, "weights", None) and len(node.parents) == 1:
+        node = g.node(node.parents[0])
+    if len(node.parents) != 1:
+        return PIXELS
+    prev = g.node(g.skip_back(node.parents[0], PASS_THROUGH))
+    return PIXELS if prev.kind == "InputLayer" else prev.name
 
 
 def feature_layers(model) -> list[str]:
     """Feature spaces a user can pick: ``"pixels"`` then every layer but inputs and Dropout."""
-    skip = {"InputLayer", "Dropout", "SpatialDropout2D"}
-    return [PIXELS] + [lyr.name for lyr in model.layers if type(lyr).__name__ not in skip]
+    from vizcore.graph import PASS_THROUGH, graph_of
+
+    return [PIXELS] + [n.name for n in graph_of(model).nodes
+                       if n.kind != "InputLayer" and n.kind not in PASS_THROUGH]
 
 
 # --------------------------------------------------------------------------- features
@@ -302,7 +297,7 @@ def extract_features(info, images: np.ndarray, layers: Sequence[str] = (None,), 
     taps = list(dict.fromkeys([n for n in names if n != PIXELS] + [out_name]))
     fn = vz_features.tapped_model(model, taps)
     shapes = {n: tuple(info.input_shape) if n == PIXELS else
-              tuple(int(d) for d in model.get_layer(n).output.shape[1:]) for n in names}
+              tuple(int(d) for d in info.graph.output_shape(n)[1:]) for n in names}
     reducers = {n: _Reducer(shapes[n], max_dims) for n in dict.fromkeys(names)}
     per_image = int(np.prod(info.input_shape))
     bs = int(max(1, min(batch_size, MAX_BATCH_VALUES // per_image)))

@@ -207,13 +207,16 @@ class UnitMaximizer:
         import tensorflow as tf
 
         self.units = [(str(layer), int(u)) for layer, u in units]
+        from vizcore.graph import graph_of
+
+        g = graph_of(model)
         layer_names = list(dict.fromkeys(layer for layer, _ in self.units))
-        lyrs = [model.get_layer(n) for n in layer_names]
+        lyrs = [g.layer(n) for n in layer_names]
         for lyr in lyrs:
             if type(lyr).__name__ not in ("Conv2D", "Dense"):
                 raise ValueError(f"layer {lyr.name!r} is a {type(lyr).__name__}; units must be "
                                  "in Conv2D or Dense layers")
-        tap = keras.Model(model.inputs, [lyr.input for lyr in lyrs])
+        tap = keras.Model(model.inputs, [g.input(n) for n in layer_names])
         n = len(self.units)
         masks = []
         for lyr in lyrs:

@@ -17,27 +17,19 @@ _TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def layer_table(model) -> list[dict]:
     """One row per layer: name, type, output shape, parameters, trainable, inbound layers."""
+    from vizcore.graph import graph_of
+
     rows = []
-    for lyr in model.layers:
-        try:
-            shape = tuple(lyr.output.shape)
-        except (AttributeError, ValueError):
-            shape = ()
-        inbound = []
-        for node in getattr(lyr, "_inbound_nodes", []):
-            for t in getattr(node, "input_tensors", []):
-                hist = getattr(t, "_keras_history", None)
-                if hist is not None:
-                    inbound.append(hist[0].name)
-        act = getattr(lyr, "activation", None)
+    for node in graph_of(model).nodes:
+        lyr = node.layer
         rows.append({
-            "name": lyr.name,
-            "type": type(lyr).__name__,
-            "output shape": str(shape).replace("None", "batch"),
-            "activation": getattr(act, "__name__", "") if act is not None else "",
-            "parameters": int(lyr.count_params()) if lyr.built else 0,
-            "trainable": bool(lyr.trainable),
-            "inbound": inbound,
+            "name": node.name,
+            "type": node.kind,
+            "output shape": str(tuple(node.output.shape)).replace("None", "batch"),
+            "activation": node.activation,
+            "parameters": int(lyr.count_params()) if getattr(lyr, "built", False) else 0,
+            "trainable": bool(getattr(lyr, "trainable", False)),
+            "inbound": list(node.parents),
         })
     return rows
 
@@ -70,16 +62,18 @@ def graph_dot(model, rankdir: str = "TB", max_layers: int = 120) -> str:
 
 def tapped_model(model, layer_names: Sequence[str]):
     """A functional model returning the outputs of ``layer_names`` (cached per model)."""
-    import keras
     import tensorflow as tf
+
+    from vizcore.graph import graph_of
 
     key = tuple(layer_names)
     per_model = _TAPS.setdefault(model, {})
     if key not in per_model:
-        missing = [n for n in key if n not in {lyr.name for lyr in model.layers}]
+        g = graph_of(model)
+        missing = [n for n in key if n not in g]
         if missing:
             raise KeyError(f"no layer named {missing[0]!r} in model {model.name!r}")
-        tap = keras.Model(model.inputs, [model.get_layer(n).output for n in key])
+        tap = g.tap(key)
         spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
         per_model[key] = tf.function(lambda x: tap(x, training=False), input_signature=[spec])
     return per_model[key]
@@ -148,10 +142,11 @@ def dense_activations(model, layer: str, x: np.ndarray) -> np.ndarray:
 
 def first_conv_kernels(model) -> tuple[str, np.ndarray]:
     """The first Conv2D layer's name and kernels as (n_filters, kh, kw, in_channels)."""
-    for lyr in model.layers:
-        if type(lyr).__name__ == "Conv2D":
-            k = np.asarray(lyr.get_weights()[0])  # (kh, kw, cin, n)
-            return lyr.name, np.transpose(k, (3, 0, 1, 2))
+    from vizcore.graph import graph_of
+
+    for name in graph_of(model).layers(("Conv2D",)):
+        k = np.asarray(graph_of(model).layer(name).get_weights()[0])  # (kh, kw, cin, n)
+        return name, np.transpose(k, (3, 0, 1, 2))
     raise ValueError("the model has no Conv2D layer")
 
 

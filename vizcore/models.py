@@ -1,13 +1,17 @@
 """Model registry: the shipped Fashion-MNIST models, VGG16 (weight discovery) and user uploads.
 
-Every model is returned as a :class:`ModelInfo` that wraps a *functional* Keras model (a
-``keras.Sequential`` is rebuilt as ``keras.Model(seq.inputs, seq.outputs)`` once, on load, because
-tf-keras-vis needs functional models). The wrapped model is shared and must never be mutated:
-methods that need a changed copy (linear head, randomised weights) build and cache their own.
+Every model is returned as a :class:`ModelInfo` that wraps one *flat functional* Keras model:
+whatever its origin (``Sequential``, nested transfer-learning models, ``keras.applications``), it
+is normalised once, when the ``ModelInfo`` is made, by :func:`vizcore.graph.normalise`, and every
+structural question goes to :func:`vizcore.graph.graph_of`. The wrapped model is shared and must
+never be mutated: methods that need a changed copy (randomised weights) build and cache their own.
+Uploads are keyed by the content hash of the file (plus the scaling and the class names), never
+by the file's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -58,7 +62,8 @@ class ModelInfo:
         class_names: One name per output unit.
         card: Model card (data, epochs, accuracy, command, notes).
         kind: ``"builtin"``, ``"vgg16"``, ``"vgg16-random"`` or ``"upload"``.
-        outputs_probabilities: True when the last layer already applies softmax.
+        outputs_probabilities: True when the last layer already applies softmax (None: read
+            it off the graph).
     """
 
     key: str
@@ -68,8 +73,24 @@ class ModelInfo:
     class_names: list[str]
     card: dict = field(default_factory=dict)
     kind: str = "builtin"
-    outputs_probabilities: bool = True
+    outputs_probabilities: bool | None = None
     _forward: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from vizcore.graph import graph_of, normalise
+
+        if self.model is None:  # a placeholder (tests, type-only use)
+            return
+        self.model = normalise(self.model)
+        if self.outputs_probabilities is None:
+            self.outputs_probabilities = graph_of(self.model).outputs_probabilities()
+
+    @property
+    def graph(self):
+        """The :class:`vizcore.graph.Graph` of the model (cached per model)."""
+        from vizcore.graph import graph_of
+
+        return graph_of(self.model)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -123,11 +144,21 @@ class ModelInfo:
         return [(int(i), self.class_names[i], float(probs[i])) for i in order]
 
     def layers_of(self, kinds: Sequence[str]) -> list[str]:
-        """Names of the layers whose class name is in ``kinds``, input to output."""
-        return [lyr.name for lyr in self.model.layers if type(lyr).__name__ in kinds]
+        """Names of the layers whose class name is in ``kinds``, input to output (layers of
+        nested models included: the model is flat)."""
+        return self.graph.layers(kinds)
 
     def conv_layers(self) -> list[str]:
-        return self.layers_of(("Conv2D", "DepthwiseConv2D", "SeparableConv2D"))
+        """Convolutions with feature-map outputs, input to output."""
+        return self.graph.conv_layers()
+
+    def cam_layers(self) -> list[str]:
+        """Layers a CAM can read (convolutions, activations, merges), input to output."""
+        return self.graph.cam_layers()
+
+    def cam_layer(self) -> str | None:
+        """The default CAM layer: the output of the last conv block."""
+        return self.graph.cam_layer()
 
     def dense_layers(self) -> list[str]:
         return self.layers_of(("Dense",))
@@ -169,23 +200,18 @@ def unscale_pixels(x: np.ndarray, scaling: str) -> np.ndarray:
 # --------------------------------------------------------------------------- helpers
 
 
-def as_functional(model):
-    """Return ``model`` as a functional model (a Sequential is rebuilt over the same layers)."""
-    import keras
+def as_functional(model, input_size: tuple[int, int] | None = None):
+    """``model`` as one flat functional graph (see :func:`vizcore.graph.normalise`).
 
-    if isinstance(model, keras.Sequential):
-        if not model.inputs:
-            raise ModelLoadError("The Sequential model has no defined input shape. Fix: add a "
-                                 "keras.Input(shape=...) as its first layer and save it again.")
-        return keras.Model(model.inputs, model.outputs, name=model.name)
-    return model
+    Raises:
+        ModelLoadError: the model has no graph (subclassed) or no input shape.
+    """
+    from vizcore.graph import GraphError, normalise
 
-
-def _last_activation_is_softmax(model) -> bool:
-    last = model.layers[-1]
-    act = getattr(last, "activation", None)
-    name = getattr(act, "__name__", "") if act is not None else ""
-    return name == "softmax" or type(last).__name__ == "Softmax"
+    try:
+        return normalise(model, input_size)
+    except GraphError as exc:
+        raise ModelLoadError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from exc
 
 
 def imagenet_class_names() -> list[str]:
@@ -210,8 +236,7 @@ def load_builtin(key: str = "fashion_vgg", models_dir: Path = MODELS_DIR) -> Mod
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     card.pop("history", None)
-    return ModelInfo(key, label, model, "0..1", list(FASHION_CLASSES), card, "builtin",
-                     _last_activation_is_softmax(model))
+    return ModelInfo(key, label, model, "0..1", list(FASHION_CLASSES), card, "builtin")
 
 
 # --------------------------------------------------------------------------- VGG16
@@ -376,23 +401,82 @@ def validate_image_classifier(model) -> None:
 
 
 def guess_scaling(model) -> str:
-    """``"none"`` when the model rescales its own input, else ``"0..1"``."""
-    kinds = {type(lyr).__name__ for lyr in model.layers[:4]}
+    """``"none"`` when the model rescales its own input (a ``Rescaling`` or ``Normalization``
+    among its first layers, nested ones included), else ``"0..1"``."""
+    from vizcore.graph import graph_of
+
+    kinds = {n.kind for n in graph_of(model).nodes[:5]}
     return "none" if kinds & {"Rescaling", "Normalization"} else "0..1"
 
 
+#: Input size used for a model that accepts any size, unless the user picks another.
+DEFAULT_FLEXIBLE_SIZE = (224, 224)
+
+
+def flexible_input(model) -> bool:
+    """True when the model's input has an unknown height or width (``(None, None, C)``)."""
+    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
+    return len(shape) == 4 and (shape[1] is None or shape[2] is None)
+
+
+def parse_class_names(data: bytes | str, filename: str = "names.txt") -> list[str]:
+    """Class names from a ``.txt`` (one per line) or ``.json`` file (a list of names, or a
+    mapping from index to name as Keras's ``imagenet_class_index.json`` has it).
+
+    Raises:
+        ModelLoadError: not text, or JSON of another shape.
+    """
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"'{filename}' is not a text file. Fix: upload a .txt with one class "
+                             "name per line, or a .json list.") from None
+    if filename.lower().endswith(".json"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"'{filename}' is not valid JSON ({exc.msg}, line {exc.lineno})."
+                                 ) from None
+        if isinstance(obj, dict):
+            try:
+                items = sorted(obj.items(), key=lambda kv: int(kv[0]))
+            except ValueError:
+                raise ModelLoadError(f"'{filename}': the keys of a JSON mapping must be class "
+                                     "indices (0, 1, ...).") from None
+            obj = [v[-1] if isinstance(v, list) else v for _, v in items]
+        if not isinstance(obj, list):
+            raise ModelLoadError(f"'{filename}' must hold a JSON list of class names.")
+        return [str(v).strip() for v in obj]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def upload_key(data: bytes, scaling: str, class_names: Sequence[str] | None,
+               input_size: tuple[int, int] | None = None) -> str:
+    """The registry key of an upload: a hash of the file's content, the scaling, the class
+    names and a chosen input size, so that two files both called ``model.keras`` never share
+    cached results."""
+    h = hashlib.sha256(data)
+    h.update(repr((scaling, list(class_names or []), input_size)).encode())
+    return f"upload:{h.hexdigest()[:20]}"
+
+
 def load_user_model(data: bytes, filename: str, scaling: str | None = None,
-                    class_names: Sequence[str] | None = None) -> ModelInfo:
+                    class_names: Sequence[str] | None = None,
+                    input_size: tuple[int, int] | None = None) -> ModelInfo:
     """Load an uploaded ``.keras``/``.h5`` model without running any of its code.
 
     The config is inspected first (Lambda layers and custom objects are refused), then Keras loads
-    it with ``safe_mode=True`` and ``compile=False``.
+    it with ``safe_mode=True`` and ``compile=False``, then it is normalised into one flat
+    functional graph (Sequential, nested models).
 
     Args:
         data: The file's bytes.
         filename: Original name (for the extension and the label).
         scaling: One of :data:`SCALINGS`; None guesses (see :func:`guess_scaling`).
-        class_names: Optional names; default ImageNet names for 1,000 outputs, else "class i".
+        class_names: Optional names, one per output; default ImageNet names for 1,000 outputs,
+            else "class i".
+        input_size: (H, W) for a model whose input size is unknown (``shape=(None, None, 3)``);
+            default :data:`DEFAULT_FLEXIBLE_SIZE`. Ignored for fixed-size models.
 
     Raises:
         ModelLoadError: with the cause and the fix.
@@ -417,14 +501,33 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
                                  "model.save() by Keras 3 and uses only built-in layers.") from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"'{filename}' does not hold a Keras model.")
-    model = as_functional(model)
+    flexible = flexible_input(model)
+    size = (tuple(int(v) for v in input_size) if input_size else DEFAULT_FLEXIBLE_SIZE) \
+        if flexible else None
+    if size is not None and not (8 <= min(size) and max(size) <= 1024):
+        raise ModelLoadError(f"Input size {size[0]}x{size[1]} is outside 8..1024 pixels.")
+    try:
+        model = as_functional(model, size)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a layer that cannot be rebuilt at this size
+        raise ModelLoadError(f"'{filename}' could not be prepared: {type(exc).__name__}: "
+                             f"{str(exc)[:300]}.") from exc
     validate_image_classifier(model)
     k = int(model.outputs[0].shape[-1])
-    if class_names is None or len(class_names) != k:
+    if class_names:
+        if len(class_names) != k:
+            raise ModelLoadError(f"You gave {len(class_names)} class names, but the model has "
+                                 f"{k} outputs. Fix: give exactly one name per output, in the "
+                                 "order of the outputs.")
+    else:
         class_names = imagenet_class_names() if k == 1000 else [f"class {i}" for i in range(k)]
     chosen = scaling or guess_scaling(model)
     if chosen not in SCALINGS:
         raise ModelLoadError(f"Unknown input scaling {chosen!r}; choose one of {list(SCALINGS)}.")
-    return ModelInfo(f"upload:{filename}", f"Your model: {filename}", model, chosen,
-                     list(class_names), {"file": filename, "parameters": model.count_params()},
-                     "upload", _last_activation_is_softmax(model))
+    card = {"file": filename, "sha256": hashlib.sha256(data).hexdigest()[:16],
+            "parameters": model.count_params()}
+    if flexible:
+        card["input size"] = (f"{size[0]}x{size[1]}, chosen (the model accepts any size)")
+    return ModelInfo(upload_key(data, chosen, class_names, size), f"Your model: {filename}",
+                     model, chosen, list(class_names), card, "upload")

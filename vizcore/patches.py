@@ -88,30 +88,21 @@ def _same_pad_before(n: int | None, k_eff: int, s: int) -> int:
     return total // 2
 
 
-def _inbound_layers(layer) -> list:
-    found = []
-    for node in getattr(layer, "_inbound_nodes", [])[:1]:
-        for t in getattr(node, "input_tensors", []):
-            hist = getattr(t, "_keras_history", None)
-            if hist is not None:
-                found.append(hist[0])
-    return found
-
-
-def _layer_rf(layer, memo: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if layer.name in memo:
-        return memo[layer.name]
-    kind = type(layer).__name__
-    parents = _inbound_layers(layer)
+def _layer_rf(g, name: str, memo: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if name in memo:
+        return memo[name]
+    node = g.node(name)
+    layer, kind = node.layer, node.kind
+    parents = node.parents
     if not parents:
         rf = (np.ones(2), np.ones(2), np.zeros(2))
-        memo[layer.name] = rf
+        memo[name] = rf
         return rf
     # several inputs (Add, Concatenate): the largest field is the honest bound
-    cands = [_layer_rf(p, memo) for p in parents]
+    cands = [_layer_rf(g, p, memo) for p in parents]
     r, j, s = max(cands, key=lambda c: c[0].max())
     r, j, s = r.copy(), j.copy(), s.copy()
-    in_shape = tuple(layer.input.shape) if len(parents) == 1 else tuple(parents[0].output.shape)
+    in_shape = tuple(node.inputs[0].shape)
     cfg = layer.get_config()
     if kind in _CONV or kind in _POOL:
         if kind in _CONV:
@@ -145,7 +136,7 @@ def _layer_rf(layer, memo: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"layer {layer.name!r} ({kind}) does not keep a spatial grid whose "
                          "receptive field vizcore can compute")
-    memo[layer.name] = (r, j, s)
+    memo[name] = (r, j, s)
     return r, j, s
 
 
@@ -161,11 +152,14 @@ def receptive_field(model, layer: str) -> ReceptiveField:
         ValueError: for layers without a spatial grid (Dense, Flatten, global pooling) or with
             unsupported configs.
     """
-    lyr = model.get_layer(layer)
-    if len(tuple(lyr.output.shape)) != 4:
-        raise ValueError(f"layer {layer!r} has no spatial grid (output {tuple(lyr.output.shape)})"
+    from vizcore.graph import graph_of
+
+    g = graph_of(model)
+    shape = g.output_shape(layer)
+    if len(shape) != 4:
+        raise ValueError(f"layer {layer!r} has no spatial grid (output {shape})"
                          "; choose a conv or pooling layer")
-    r, j, s = _layer_rf(lyr, {})
+    r, j, s = _layer_rf(g, layer, {})
     return ReceptiveField((int(r[0]), int(r[1])), (int(j[0]), int(j[1])),
                           (float(s[0]), float(s[1])))
 
@@ -196,13 +190,14 @@ class LayerPeaks:
 
 def _peaks_fn(model, layer: str):
     """A compiled ``x -> (max, argmax)`` over the spatial positions of ``layer`` (cached)."""
-    import keras
     import tensorflow as tf
+
+    from vizcore.graph import graph_of
 
     per = _CACHE.setdefault(model, OrderedDict())
     key = ("fn", layer)
     if key not in per:
-        sub = keras.Model(model.inputs, model.get_layer(layer).output)
+        sub = graph_of(model).tap([layer])
         spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
 
         @tf.function(input_signature=[spec])
@@ -237,7 +232,7 @@ def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, batch_size:
         if key in per:
             per.move_to_end(key)
             return per[key]
-    out_shape = tuple(model.get_layer(layer).output.shape)
+    out_shape = info.graph.output_shape(layer)
     if len(out_shape) != 4:
         raise ValueError(f"layer {layer!r} has no spatial maps; choose a conv layer")
     h, w = int(out_shape[1]), int(out_shape[2])

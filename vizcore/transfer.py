@@ -241,17 +241,14 @@ def load_image_folder(folder: str | Path, image_size: int = 224, *, max_per_clas
 def conv_base_output(model) -> str:
     """Name of the last layer with a 4-D (batch, h, w, c) output before the first Flatten,
     global pooling or Dense layer: where the convolutional base ends."""
+    from vizcore.graph import graph_of
+
     last = None
-    for lyr in model.layers:
-        kind = type(lyr).__name__
-        if kind in ("Flatten", "Dense") or kind.startswith("Global"):
+    for node in graph_of(model).nodes:
+        if node.kind in ("Flatten", "Dense") or node.kind.startswith("Global"):
             break
-        try:
-            rank = len(lyr.output.shape)
-        except (AttributeError, ValueError):
-            continue
-        if rank == 4 and kind != "InputLayer":
-            last = lyr.name
+        if node.rank == 4 and node.kind != "InputLayer":
+            last = node.name
     if last is None:
         raise ValueError(f"model {model.name!r} has no convolutional base (no 4-D layer output "
                          "before its first Flatten/Dense layer)")
@@ -296,12 +293,14 @@ def build_model(source, num_classes: int, *, pretrained: bool, fine_tune: bool =
     import keras
     from keras import layers
 
+    from vizcore.graph import graph_of
+
     keras.utils.set_random_seed(seed)
     clone = keras.models.clone_model(source)
     if pretrained:
         clone.set_weights(source.get_weights())
     cut = conv_base_output(clone)
-    base = keras.Model(clone.inputs, clone.get_layer(cut).output, name="base")
+    base = keras.Model(clone.inputs, graph_of(clone).output(cut), name="base")
     tune = set(last_block_layers(base)) if (pretrained and fine_tune) else set()
     frozen = []
     for lyr in base.layers:
@@ -309,7 +308,7 @@ def build_model(source, num_classes: int, *, pretrained: bool, fine_tune: bool =
         if not lyr.trainable and lyr.weights:
             frozen.append(lyr.name)
     keras.utils.set_random_seed(seed + 1)
-    x = base.output
+    x = base.outputs[0]
     x = (layers.GlobalAveragePooling2D(name="head_pool") if pooling == "avg"
          else layers.Flatten(name="head_flatten"))(x)
     x = layers.Dense(head_units, activation="relu", name="head_fc")(x)

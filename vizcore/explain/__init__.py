@@ -23,6 +23,7 @@ from vizcore.explain.base import (  # noqa: I001
     explain,
     get_engine,
     get_method,
+    method_plan,
     methods,
     normalize,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "explain",
     "get_engine",
     "get_method",
+    "method_plan",
     "methods",
     "normalize",
     "gradients",

@@ -43,6 +43,8 @@ class Explanation:
         layer: The layer used (CAM family, Guided Grad-CAM), else None.
         params: The parameters actually used (defaults filled in).
         seconds: Wall time of the computation.
+        stats: Method-specific numbers worth showing beside the map (LRP: the explained score,
+            the relevance the map holds and the relevance the biases absorbed).
     """
 
     heatmap: np.ndarray
@@ -52,6 +54,7 @@ class Explanation:
     layer: str | None = None
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- registry
@@ -112,8 +115,9 @@ class MethodSpec:
         note: Plain-language note for students: what the map shows and its known weaknesses.
         cost: The method's cost in passes (``"1 forward + 1 backward pass"``).
         fn: ``fn(engine, x, target, layer, progress, **params) -> (heatmap, signed, target)``
-            (optionally a 4th item: the layer used) where the ``target`` passed in may be -1 for
-            "the predicted class" and the returned one is resolved.
+            (optionally a 4th item: the layer used, or None; and a 5th: a dict of stats for
+            :attr:`Explanation.stats`) where the ``target`` passed in may be -1 for "the
+            predicted class" and the returned one is resolved.
         params: Parameters with defaults and ranges.
         uses_layer: True for methods that take a convolutional layer (CAM family).
         applies: ``applies(info) -> (ok, reason)``; None means "applies to every model".
@@ -138,8 +142,10 @@ class MethodSpec:
 
     def applies_to(self, info) -> tuple[bool, str]:
         """Whether the method can explain ``info``'s model, and if not, why (for the page)."""
-        if self.uses_layer and not info.conv_layers():
-            return False, (f"{self.name} needs a convolutional layer; this model has none.")
+        if self.uses_layer and not info.cam_layers():
+            return False, (f"{self.name} needs a convolutional layer with feature-map output; "
+                           f"this model ({len(info.graph.layers())} layers, nested models "
+                           "included) has none.")
         if self.applies is None:
             return True, ""
         return self.applies(info)
@@ -189,7 +195,9 @@ class Engine:
         self.input_shape: tuple[int, int, int] = tuple(info.input_shape)
         self.num_classes: int = info.num_classes
         self.outputs_probabilities: bool = bool(info.outputs_probabilities)
-        self.conv_layers: list[str] = list(info.conv_layers())
+        self.graph = info.graph
+        self.conv_layers: list[str] = list(info.cam_layers())
+        self.default_layer: str | None = info.cam_layer()
         self._cache: dict = {}
         self._lock = threading.RLock()
         self._head = None
@@ -226,9 +234,10 @@ class Engine:
     # -- the linear head
     def head(self):
         """(pre_tensor, to_logits) of :func:`linear_head` for the shared model, cached."""
-        if self._head is None:
-            self._head = linear_head(self.model, self.outputs_probabilities)
-        return self._head
+        with self._lock:
+            if self._head is None:
+                self._head = linear_head(self.model, self.outputs_probabilities)
+            return self._head
 
     def add_clone(self, clone) -> None:
         """Remember a private clone so :meth:`sync_clones` can refresh its weights."""
@@ -250,13 +259,8 @@ class Engine:
         output to get logits."""
 
         def build():
-            import keras
-
             pre, _ = self.head()
-            inp = self.model.inputs[0]
-            if layer is None:
-                return keras.Model(inp, pre)
-            return keras.Model(inp, [self.model.get_layer(layer).output, pre])
+            return self.graph.tap([] if layer is None else [layer], [pre])
 
         return self.cached(("tapped", layer), build)
 
@@ -307,35 +311,21 @@ class Engine:
         return scale_pixels(np.zeros(self.input_shape, np.uint8), self.scaling).astype(np.float32)
 
 
-def linear_head(model, outputs_probabilities: bool = True):
+def linear_head(model, outputs_probabilities: bool | None = None):
     """The pre-softmax tensor of ``model`` and a function from it to logits.
 
-    For a last ``Dense(softmax)`` layer the pre-softmax tensor is that layer's input and the
-    function applies its kernel and bias (read, not changed): the "linear head" without cloning
-    the model. For a last ``Softmax``/``Activation("softmax")`` layer it is that layer's input.
-    A model that already outputs logits is used as is; any other probability output falls back
-    to log-probabilities (logits up to a per-image shift).
+    See :meth:`vizcore.graph.Graph.head`: for a last ``Dense(softmax)`` the pre-softmax tensor
+    is that layer's input and the function applies its kernel and bias (read, not changed); for a
+    last ``Softmax``/``Activation("softmax")`` layer it is that layer's input; a model that
+    outputs logits is used as is; any other probability output falls back to log-probabilities.
 
     Returns:
         (pre_tensor, to_logits)
     """
-    import tensorflow as tf
+    from vizcore.graph import graph_of
 
-    last = model.layers[-1]
-    act = getattr(getattr(last, "activation", None), "__name__", "")
-    kind = type(last).__name__
-    if kind == "Dense" and act == "softmax":
-
-        def to_logits(h, last=last):
-            z = tf.matmul(h, last.kernel)
-            return z + last.bias if last.use_bias else z
-
-        return last.input, to_logits
-    if kind == "Softmax" or (kind == "Activation" and act == "softmax"):
-        return last.input, lambda h: h
-    if not outputs_probabilities:
-        return model.outputs[0], lambda h: h
-    return model.outputs[0], lambda p: tf.math.log(p + 1e-12)
+    head = graph_of(model).head(outputs_probabilities)
+    return head.pre, head.to_logits
 
 
 def compile_input_grad(engine: Engine, forward, to_logits):
@@ -406,21 +396,20 @@ def cap_batch(engine: Engine, batch_size: int) -> int:
 
 
 def resolve_layer(engine: Engine, layer: str | None) -> str:
-    """The layer name to use: ``layer`` if given (checked), else the last conv layer."""
+    """The layer name to use: ``layer`` if given (checked), else the default CAM layer (the
+    output of the last conv block, nested models included)."""
     if layer is None:
-        if not engine.conv_layers:
+        if engine.default_layer is None:
             raise ValueError("this model has no convolutional layer")
-        return engine.conv_layers[-1]
-    try:
-        out = engine.model.get_layer(layer).output
-    except ValueError:
+        return engine.default_layer
+    if layer not in engine.graph:
+        near = ", ".join(engine.conv_layers[-5:])
+        raise ValueError(f"the model has no layer {layer!r}; its last conv layers are {near}")
+    shape = engine.graph.output_shape(layer)
+    if len(shape) != 4:
         raise ValueError(
-            f"the model has no layer {layer!r}; conv layers: {engine.conv_layers}"
-        ) from None
-    if len(out.shape) != 4:
-        raise ValueError(
-            f"layer {layer!r} outputs shape {tuple(out.shape)}, not feature maps "
-            f"(batch, h, w, channels); choose one of {engine.conv_layers}"
+            f"layer {layer!r} outputs shape {shape}, not feature maps (batch, h, w, channels); "
+            f"choose a conv layer such as {engine.default_layer!r}"
         )
     return layer
 
@@ -473,10 +462,41 @@ def explain(
     t0 = time.perf_counter()
     out = spec.fn(engine, x, -1 if target is None else int(target), lyr, progress, **used)
     heat, signed, tgt = out[:3]
-    if len(out) > 3:  # methods with a fixed layer (CAM) report it
+    if len(out) > 3 and out[3] is not None:  # methods with a fixed layer (CAM) report it
         lyr = out[3]
+    stats = dict(out[4]) if len(out) > 4 and out[4] else {}
     seconds = time.perf_counter() - t0
     if progress is not None:
         progress(1.0)
     heat = np.clip(np.nan_to_num(np.asarray(heat, np.float32)), 0.0, 1.0)
-    return Explanation(heat, int(tgt), method, signed, lyr, used, seconds)
+    return Explanation(heat, int(tgt), method, signed, lyr, used, seconds, stats)
+
+
+def method_plan(info, layer: str | None = None) -> list[dict]:
+    """What every registered method would do on ``info``'s model, before anything heavy runs.
+
+    Returns:
+        One dict per method, in registry order: ``key``, ``name``, ``family``, ``runs`` (bool),
+        ``uses`` (the layer a CAM reads, or what the method differentiates / propagates through)
+        and ``reason`` (why it does not apply, naming the layer; '' when it runs).
+    """
+    rows = []
+    default = info.cam_layer()
+    for spec in REGISTRY.values():
+        ok, reason = spec.applies_to(info)
+        if not ok:
+            uses = ""
+        elif spec.key == "cam":
+            uses = f"layer '{info.graph.cam_head()[0]}' and the weights of "\
+                   f"'{info.graph.cam_head()[1]}'"
+        elif spec.uses_layer:
+            uses = f"layer '{layer or default}'"
+        elif spec.family == "lrp":
+            uses = f"all {len(info.graph.layers())} layers, output to input"
+        elif spec.family == "perturbation":
+            uses = "forward passes of perturbed images"
+        else:
+            uses = "gradient of the class logit w.r.t. the input"
+        rows.append({"key": spec.key, "name": spec.name, "family": spec.family, "runs": ok,
+                     "uses": uses, "reason": reason})
+    return rows

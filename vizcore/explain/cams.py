@@ -180,46 +180,19 @@ def guided_gradcam(
 # --------------------------------------------------------------------------- CAM (Zhou 2016)
 
 
-def _producer(tensor):
-    hist = getattr(tensor, "_keras_history", None)
-    return hist[0] if hist is not None else None
+def find_cam_layers(model) -> tuple[str, str] | None:
+    """(feature layer, logits Dense) when the model ends in ``features ->
+    GlobalAveragePooling2D -> [pass-through] -> Dense`` (a final Softmax layer allowed), else
+    None; see :meth:`vizcore.graph.Graph.cam_head`."""
+    from vizcore.graph import graph_of
 
-
-_PASS_THROUGH = (
-    "Dropout",
-    "SpatialDropout2D",
-    "GaussianDropout",
-    "GaussianNoise",
-    "ActivityRegularization",
-)
-
-
-def find_cam_layers(model) -> tuple[object, object] | None:
-    """(the conv layer feeding global average pooling, the final Dense) when the model ends in
-    ``conv -> GlobalAveragePooling2D -> [Dropout] -> Dense``, else None."""
-    last = model.layers[-1]
-    if type(last).__name__ != "Dense":
-        return None
-    op = _producer(last.input)
-    while op is not None and type(op).__name__ in _PASS_THROUGH:
-        op = _producer(op.input)
-    if op is None or type(op).__name__ != "GlobalAveragePooling2D":
-        return None
-    feat = _producer(op.input)
-    return (feat, last) if feat is not None else None
+    return graph_of(model).cam_head()
 
 
 def cam_applies(info) -> tuple[bool, str]:
     """CAM needs conv features -> global average pooling -> one Dense layer."""
-    if find_cam_layers(info.model) is None:
-        return False, (
-            "CAM needs a model whose last conv feature maps go through global average "
-            "pooling straight into the final Dense layer (a 'GAP' model, like the "
-            "Fashion-MNIST GAP CNN). This model has other layers (e.g. Flatten and "
-            "fully-connected layers) after its last conv layer, so the class weights "
-            "cannot be read off per feature map. Use Grad-CAM, which generalises CAM "
-            "to any architecture."
-        )
+    if info.graph.cam_head() is None:
+        return False, info.graph.cam_refusal()
     return True, ""
 
 
@@ -238,13 +211,13 @@ def cam(
 
     Cost: 1 forward pass.
     """
-    feat, dense = find_cam_layers(engine.model)
+    feat, dense_name = engine.graph.cam_head()
+    dense = engine.graph.layer(dense_name)
 
     def build():
-        import keras
         import tensorflow as tf
 
-        tap = keras.Model(engine.model.inputs[0], [feat.output, dense.input])
+        tap = engine.graph.tap([feat], [engine.graph.input(dense_name)])
         size = engine.input_shape[:2]
 
         @tf.function(
@@ -267,7 +240,7 @@ def cam(
 
     run = engine.cached(("cam", interpolation), build)
     pos, signed, c = run(x[None], np.int32(target))
-    return normalize(pos.numpy()[0]), signed.numpy()[0], int(c.numpy()), feat.name
+    return normalize(pos.numpy()[0]), signed.numpy()[0], int(c.numpy()), feat
 
 
 # --------------------------------------------------------------------------- Score-CAM

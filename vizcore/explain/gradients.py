@@ -145,16 +145,22 @@ def smoothgrad(
 # --------------------------------------------------------------------------- guided backprop
 
 
-def _guided_relu():
+def _guided_relu(cap: float | None = None):
+    """ReLU (capped at ``cap`` when given, as ReLU6 is) whose gradient passes only positive
+    gradients, and only where the unit is active (0 < x < cap)."""
     import tensorflow as tf
 
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
     def guided_relu(x):
         def grad(dy):
-            return dy * tf.cast(dy > 0, dy.dtype) * tf.cast(x > 0, dy.dtype)
+            open_ = tf.cast(x > 0, dy.dtype)
+            if cap is not None:
+                open_ *= tf.cast(x < cap, dy.dtype)
+            return dy * tf.cast(dy > 0, dy.dtype) * open_
 
-        return tf.nn.relu(x), grad
+        y = tf.nn.relu(x)
+        return (y if cap is None else tf.minimum(y, cap)), grad
 
     return guided_relu
 
@@ -169,13 +175,15 @@ def guided_model(engine: Engine):
 
         clone = keras.models.clone_model(engine.model)
         clone.set_weights(engine.model.get_weights())
-        g = _guided_relu()
+        g, g6 = _guided_relu(), _guided_relu(6.0)
         for lyr in clone.layers:
             act = getattr(lyr, "activation", None)
-            if act is not None and getattr(act, "__name__", "") == "relu":
-                lyr.activation = g
-            elif type(lyr).__name__ == "ReLU" and not lyr.negative_slope and lyr.max_value is None:
-                lyr.call = lambda inputs, *a, _g=g, **k: _g(inputs)
+            name = getattr(act, "__name__", "") if act is not None else ""
+            if name in ("relu", "relu6"):
+                lyr.activation = g if name == "relu" else g6
+            elif type(lyr).__name__ == "ReLU" and not lyr.negative_slope and not lyr.threshold:
+                cap = None if lyr.max_value is None else float(lyr.max_value)
+                lyr.call = lambda inputs, *a, _g=_guided_relu(cap), **k: _g(inputs)
         engine.add_clone(clone)
         pre, to_logits = linear_head(clone, engine.outputs_probabilities)
         return keras.Model(clone.inputs[0], pre), to_logits

@@ -53,6 +53,8 @@ class Step:
         pad: Zero rows/cols added before the first input row/col (``same`` padding).
         in_hw: Input height and width.
         out_hw: Output height and width.
+        in_c: Input channels.
+        out_c: Output channels.
     """
 
     layer: object
@@ -62,6 +64,8 @@ class Step:
     pad: tuple[int, int] = (0, 0)
     in_hw: tuple[int, int] = (0, 0)
     out_hw: tuple[int, int] = (0, 0)
+    in_c: int = 0
+    out_c: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,35 +83,22 @@ def _pad_before(size: int, out: int, k: int, s: int, padding: str) -> int:
     return total // 2
 
 
-def _chain(model) -> list | None:
-    """The model's layers in order if each reads exactly the previous one's output, else None."""
-    layers = [la for la in model.layers if type(la).__name__ != "InputLayer"]
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or not layers:
-        return None
-    prev = model.inputs[0]
-    for layer in layers:
-        nodes = getattr(layer, "_inbound_nodes", [])
-        if len(nodes) != 1:
-            return None
-        ins, outs = list(nodes[0].input_tensors), list(nodes[0].output_tensors)
-        if len(ins) != 1 or ins[0] is not prev or len(outs) != 1:
-            return None
-        prev = outs[0]
-    return layers if prev is model.outputs[0] else None
-
-
 def plan(model) -> Plan | None:
     """A :class:`Plan` for ``model``, or None when it is not a chain with a spatial input."""
-    layers = _chain(model)
-    if layers is None or len(model.inputs[0].shape) != 4:
+    from vizcore.graph import graph_of
+
+    g = graph_of(model)
+    layers = g.chain()
+    if not layers or len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         return None
     steps: list[Step] = []
     for i, layer in enumerate(layers):
-        out_shape = tuple(layer.output.shape)
+        out_shape = g.output_shape(layer.name)
         if len(out_shape) != 4:
             return Plan(tuple(steps), tuple(layers[i:]))
-        in_shape = tuple(layer.input.shape)
+        in_shape = tuple(g.input(layer.name).shape)
         in_hw, out_hw = (int(in_shape[1]), int(in_shape[2])), (int(out_shape[1]), int(out_shape[2]))
+        chans = {"in_c": int(in_shape[-1]), "out_c": int(out_shape[-1])}
         name = type(layer).__name__
         fmt = getattr(layer, "data_format", "channels_last")
         if name == "Conv2D" and fmt == "channels_last" and getattr(layer, "groups", 1) == 1:
@@ -116,17 +107,17 @@ def plan(model) -> Plan | None:
             s = tuple(int(v) for v in layer.strides)
             pad = tuple(_pad_before(in_hw[a], out_hw[a], k[a], s[a], layer.padding)
                         for a in range(2))
-            steps.append(Step(layer, "conv", k, s, pad, in_hw, out_hw))
+            steps.append(Step(layer, "conv", k, s, pad, in_hw, out_hw, **chans))
         elif name in POOLING and fmt == "channels_last":
             k = tuple(int(v) for v in layer.pool_size)
             s = tuple(int(v) for v in (layer.strides or layer.pool_size))
             pad = tuple(_pad_before(in_hw[a], out_hw[a], k[a], s[a], layer.padding)
                         for a in range(2))
-            steps.append(Step(layer, "pool", k, s, pad, in_hw, out_hw))
+            steps.append(Step(layer, "pool", k, s, pad, in_hw, out_hw, **chans))
         elif name in POINTWISE and in_hw == out_hw:
-            steps.append(Step(layer, "pointwise", in_hw=in_hw, out_hw=out_hw))
+            steps.append(Step(layer, "pointwise", in_hw=in_hw, out_hw=out_hw, **chans))
         else:
-            steps.append(Step(layer, "other", in_hw=in_hw, out_hw=out_hw))
+            steps.append(Step(layer, "other", in_hw=in_hw, out_hw=out_hw, **chans))
     return Plan(tuple(steps), ())
 
 
@@ -364,7 +355,7 @@ def forward(p: Plan, g: Geometry, x, fill, indices, bases):
             table = tf.concat([flat(h), zero(h)], axis=0)
         else:
             table = None
-        channels = int(step.layer.input.shape[-1])
+        channels = step.in_c
         if mode == "win":
             length = [(size[a] - 1) * step.stride[a] + step.kernel[a] for a in range(2)]
             region = tf.reshape(tf.gather(table, indices[i]), [b, *length, channels])

@@ -345,7 +345,10 @@ def _working_copy(info):
 
 def randomisable_layers(model) -> list[str]:
     """Layers with a kernel, from the output to the input (the cascade order)."""
-    return [lyr.name for lyr in reversed(model.layers) if getattr(lyr, "kernel", None) is not None]
+    from vizcore.graph import graph_of
+
+    return [n.name for n in reversed(graph_of(model).nodes)
+            if getattr(n.layer, "kernel", None) is not None]
 
 
 def _randomise(layer, seed: int) -> None:
@@ -430,7 +433,7 @@ def randomisation_check(
         for i, name in enumerate(order):
             if steps and i > order.index(steps[-1]):
                 break
-            _randomise(copy.model.get_layer(name), seed + 2 * i)
+            _randomise(copy.graph.layer(name), seed + 2 * i)
             done += 1
             if name not in steps:
                 continue

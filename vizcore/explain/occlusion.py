@@ -229,7 +229,7 @@ def _incremental_fn(engine: Engine, geo: incremental.Geometry):
         import tensorflow as tf
 
         p = _plan(engine)
-        base_specs = [tf.TensorSpec([int(d) for d in st.layer.output.shape[1:]], tf.float32)
+        base_specs = [tf.TensorSpec([*st.out_hw, st.out_c], tf.float32)
                       for st in p.steps]
         index_specs = [tf.TensorSpec([None, None], tf.int32)] * (len(p.steps) + 1)
         probabilities = engine.outputs_probabilities
