@@ -41,6 +41,9 @@ with left:
                          key="arch_dir")
     st.graphviz_chart(_dot(info.key, info.model, "TB" if direction == "top to bottom" else "LR"),
                       width="content")
+    if len(rows) > features.GRAPH_MAX_LAYERS:
+        st.caption(f"The graph shows the first {features.GRAPH_MAX_LAYERS} of {len(rows)} layers; "
+                   "the table lists them all.")
 with right:
     st.subheader("Layers")
     df = pd.DataFrame([{k: v for k, v in r.items() if k != "inbound"} for r in rows])

@@ -34,7 +34,11 @@ def layer_table(model) -> list[dict]:
     return rows
 
 
-def graph_dot(model, rankdir: str = "TB", max_layers: int = 120) -> str:
+#: Layers drawn in the model graph (the layer table lists all of them).
+GRAPH_MAX_LAYERS = 120
+
+
+def graph_dot(model, rankdir: str = "TB", max_layers: int = GRAPH_MAX_LAYERS) -> str:
     """A Graphviz DOT description of the model graph (name, type, output shape, parameters)."""
     rows = layer_table(model)[:max_layers]
     colours = {"Conv2D": "#cfe2ff", "Dense": "#ffe5b4", "MaxPooling2D": "#d1e7dd",

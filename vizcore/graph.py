@@ -152,7 +152,7 @@ def _input_shape(model) -> tuple:
     if shape:
         return tuple(next(iter(shape.values()))[1:])
     raise GraphError("the model has no defined input shape. Fix: add a keras.Input(shape=...) "
-                     "as its first layer (or call model.build) and save it again.")
+                     "as its first layer (or call model.build) and save it again")
 
 
 def normalise(model, input_size: tuple[int, int] | None = None):
@@ -173,6 +173,11 @@ def normalise(model, input_size: tuple[int, int] | None = None):
 
     if not isinstance(model, keras.Model):
         raise GraphError(f"{type(model).__name__} is not a Keras model")
+    n_in = len(getattr(model, "inputs", None) or [1])
+    n_out = len(getattr(model, "outputs", None) or [1])
+    if n_in != 1 or n_out != 1:
+        raise GraphError(f"the model has {n_in} inputs and {n_out} outputs; vizcore needs one "
+                         "image input and one class output")
     shape = _input_shape(model)
     needs_size = input_size is not None and tuple(shape[:2]) != tuple(input_size)
     if is_flat(model) and not needs_size:

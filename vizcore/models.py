@@ -502,6 +502,7 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"'{filename}' does not hold a Keras model.")
     flexible = flexible_input(model)
+    nested = [lyr.name for lyr in model.layers if isinstance(lyr, keras.Model)]
     size = (tuple(int(v) for v in input_size) if input_size else DEFAULT_FLEXIBLE_SIZE) \
         if flexible else None
     if size is not None and not (8 <= min(size) and max(size) <= 1024):
@@ -527,6 +528,8 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
         raise ModelLoadError(f"Unknown input scaling {chosen!r}; choose one of {list(SCALINGS)}.")
     card = {"file": filename, "sha256": hashlib.sha256(data).hexdigest()[:16],
             "parameters": model.count_params()}
+    if nested:
+        card["nested models (their layers are shown inline)"] = ", ".join(nested)
     if flexible:
         card["input size"] = (f"{size[0]}x{size[1]}, chosen (the model accepts any size)")
     return ModelInfo(upload_key(data, chosen, class_names, size), f"Your model: {filename}",

@@ -17,7 +17,7 @@ from vizcore import models
 from vizcore.explain import REGISTRY, explain
 
 FAST = {"smoothgrad": {"n": 4}, "integrated_gradients": {"steps": 4},
-        "score_cam": {"batch_size": 64}}
+        "score_cam": {"batch_size": 256}}
 
 
 def _seq_cnn(keras, input_layer: bool, shape=(28, 28, 1), classes=4):
@@ -107,23 +107,31 @@ CASES = {
     "VGG16.keras": lambda k: _app(k, "VGG16"),
 }
 
-_LOADED: dict[str, models.ModelInfo] = {}
+_LOADED: dict[str, tuple[models.ModelInfo, object]] = {}
+_APPS = ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0", "VGG16")
 
 
-def _uploaded(case: str, tmp_path_factory) -> models.ModelInfo:
-    """Build the case's model, save it as the user would, load it through the real loader."""
+def _load(case: str, tmp_path_factory) -> tuple[models.ModelInfo, object]:
+    """Build the case's model, save it as the user would, load it through the real loader
+    (cached; at most one keras.applications model is kept in memory)."""
     if case not in _LOADED:
         import keras
 
+        if case.startswith(_APPS):
+            for k in [k for k in _LOADED if k.startswith(_APPS)]:
+                del _LOADED[k]
         keras.utils.set_random_seed(0)
         model = CASES[case](keras)
         path = tmp_path_factory.mktemp("zoo") / case
         model.save(path)
         size = (36, 30) if case.startswith("flexible") else None
-        _LOADED.clear()  # keep one big model in memory at a time
-        _LOADED[case] = models.load_user_model(path.read_bytes(), "model" + path.suffix,
-                                               input_size=size)
+        info = models.load_user_model(path.read_bytes(), "model" + path.suffix, input_size=size)
+        _LOADED[case] = (info, path)
     return _LOADED[case]
+
+
+def _uploaded(case: str, tmp_path_factory) -> models.ModelInfo:
+    return _load(case, tmp_path_factory)[0]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -188,17 +196,8 @@ def test_transfer_model_reaches_the_nested_base(case, tmp_path_factory):
     # same predictions as Keras's own nested model
     import keras
 
-    raw = keras.saving.load_model(_path_of(case, tmp_path_factory), compile=False)
+    raw = keras.saving.load_model(_load(case, tmp_path_factory)[1], compile=False)
     np.testing.assert_allclose(info.model(x[None]).numpy(), raw(x[None]).numpy(), atol=1e-5)
-
-
-def _path_of(case, tmp_path_factory):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("zoo_raw") / case
-    CASES[case](keras).save(path)
-    return path
 
 
 @pytest.mark.parametrize("case", ["softmax_layer.keras", "activation_softmax.h5", "logits.keras"])

@@ -182,8 +182,8 @@ def guided_model(engine: Engine):
             if name in ("relu", "relu6"):
                 lyr.activation = g if name == "relu" else g6
             elif type(lyr).__name__ == "ReLU" and not lyr.negative_slope and not lyr.threshold:
-                cap = None if lyr.max_value is None else float(lyr.max_value)
-                lyr.call = lambda inputs, *a, _g=_guided_relu(cap), **k: _g(inputs)
+                fn = g if lyr.max_value is None else _guided_relu(float(lyr.max_value))
+                lyr.call = lambda inputs, *a, _g=fn, **k: _g(inputs)
         engine.add_clone(clone)
         pre, to_logits = linear_head(clone, engine.outputs_probabilities)
         return keras.Model(clone.inputs[0], pre), to_logits
