@@ -18,6 +18,8 @@ info = state.current_model()
 st.header("1. The model")
 left, right = st.columns([3, 2])
 with left:
+    if flash := state.flash():
+        st.success(flash, icon=":material/check_circle:")
     st.markdown(f"**Current model:** {info.label}")
     h, w, c = info.input_shape
     st.caption(f"Input {h}x{w}x{c}, scaling '{info.scaling}', {info.num_classes} classes, "
@@ -41,25 +43,9 @@ with right:
                     st.success("Downloaded. Pick 'VGG16 (ImageNet weights)' in the sidebar.")
                 except data.DataUnavailable as exc:
                     st.error(f"{exc}")
-    with st.expander("Use your own model (.keras or .h5)"):
-        up = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key="model_upload",
-                              help="Saved with model.save(). Loaded in Keras safe mode: Lambda "
-                                   "layers and custom objects are refused.")
-        scaling = st.selectbox(
-            "Input scaling the model expects", ["auto", *models.SCALINGS],
-            format_func=lambda s: "auto: 0..255 if the model starts with a Rescaling layer, "
-            "else 0..1" if s == "auto" else f"{s}: {models.SCALINGS[s]}", key="model_scaling")
-        names_text = st.text_area("Class names, one per line (optional)", key="model_names",
-                                  height=80)
-        if st.button("Load model", key="model_load", disabled=up is None):
-            names = [n.strip() for n in names_text.splitlines() if n.strip()] or None
-            try:
-                new = state.add_upload(up.getvalue(), up.name,
-                                       None if scaling == "auto" else scaling, names)
-                st.success(f"Loaded {new.label}; it is now selected.")
-                st.rerun()
-            except models.ModelLoadError as exc:
-                st.error(f"{exc}", icon=":material/error:")
+    with st.expander("Use your own model (.keras or .h5)", icon=":material/upload_file:"):
+        widgets.model_upload_form()
+widgets.model_overview(info)
 
 # ----------------------------------------------------------------------------------- input
 st.header("2. The input image")

@@ -12,7 +12,10 @@ from vizcore import data, models
 
 MODEL_KEY = "vz_model_key"
 INPUT_KEY = "vz_input"
-UPLOADS_KEY = "vz_uploaded_models"
+UPLOADS_KEY = "vz_uploaded_models"  # {model key: UploadRecord}, the uploads in the picker
+UPLOAD_SETTINGS_KEY = "vz_upload_settings"  # {content digest: UploadRecord}, last settings
+UPLOAD_DIGESTS_KEY = "vz_upload_digests"  # {uploader file id: content digest}
+FLASH_KEY = "vz_flash"
 INVERT_KEY = "vz_invert"
 DEFAULT_MODEL = "fashion_vgg"
 
@@ -32,12 +35,29 @@ def load_model(key: str) -> models.ModelInfo:
     raise KeyError(key)
 
 
-@st.cache_resource(show_spinner="Checking your model file...", max_entries=8)
-def load_upload(digest: str, _data: bytes, filename: str, scaling: str | None,
-                class_names: tuple[str, ...] | None) -> models.ModelInfo:
-    """A user's model, keyed by its content hash (so re-uploading the same file is free)."""
+class UploadGone(models.ModelLoadError):
+    """An uploaded model left the server's cache (too many models loaded); upload it again."""
+
+
+@st.cache_resource(show_spinner="Checking your model file...", max_entries=12)
+def load_upload(digest: str, _data: bytes | None, filename: str, scaling: str | None,
+                class_names: tuple[str, ...] | None,
+                input_size: tuple[int, int] | None) -> models.ModelInfo:
+    """A user's model, loaded once per process for its content and settings.
+
+    The cache key is the file's content hash (``digest``), the name (for the label only), the
+    scaling, the class names and the input size; the bytes are not hashed again. Sessions that
+    upload the same file with the same settings share one model; two different files with the
+    same name never do. Called with ``_data=None`` it only looks the model up.
+
+    Raises:
+        UploadGone: ``_data`` is None and the model is no longer cached.
+        models.ModelLoadError: the file cannot be used (the message says why and the fix).
+    """
+    if _data is None:  # an exception is not cached, so a later upload loads it again
+        raise UploadGone(f"'{filename}' is no longer loaded on the server.")
     return models.load_user_model(_data, filename, scaling,
-                                  list(class_names) if class_names else None)
+                                  list(class_names) if class_names else None, input_size)
 
 
 @st.cache_data(show_spinner="Loading the dataset...", max_entries=8)
@@ -54,23 +74,66 @@ def vgg16_weights_path() -> str | None:
 # --------------------------------------------------------------------------- models
 
 
+@dataclass(frozen=True)
+class UploadRecord:
+    """What a session keeps of one uploaded model: the settings to find it in the cache again.
+
+    Attributes:
+        key: The model's key (``ModelInfo.key``: content hash of file and settings).
+        digest: Content hash of the file alone.
+        filename: The file's name (for the label only).
+        scaling: The scaling the user chose, None for "auto".
+        class_names: The names the user gave, None for the defaults.
+        input_size: The (H, W) asked for, None for the model's own (or the default).
+        flexible: True when the model accepts any input size.
+        size: The (H, W) the model runs at.
+    """
+
+    key: str
+    digest: str
+    filename: str
+    scaling: str | None
+    class_names: tuple[str, ...] | None
+    input_size: tuple[int, int] | None
+    flexible: bool
+    size: tuple[int, int]
+
+    @property
+    def label(self) -> str:
+        return f"Your model: {self.filename}"
+
+    def info(self) -> models.ModelInfo:
+        """The cached model (``UploadGone`` once it has been evicted)."""
+        return load_upload(self.digest, None, self.filename, self.scaling, self.class_names,
+                           self.input_size)
+
+
 def model_options() -> dict[str, str]:
     """Model choices: key -> label (VGG16 only when its weights are on this machine)."""
     opts = {k: label for k, (_, label) in models.BUILTIN.items()}
     if vgg16_weights_path():
         opts["vgg16"] = "VGG16 (ImageNet weights)"
     opts["vgg16-random"] = "VGG16, random weights (architecture only)"
-    for key, info in st.session_state.get(UPLOADS_KEY, {}).items():
-        opts[key] = info.label
+    for key, rec in uploads().items():
+        opts[key] = rec.label
     return opts
 
 
 def current_model() -> models.ModelInfo:
     """The model the user picked (the default CNN until they pick another)."""
     key = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
-    uploads = st.session_state.get(UPLOADS_KEY, {})
-    if key in uploads:
-        return uploads[key]
+    rec = uploads().get(key)
+    if rec is not None:
+        try:
+            return rec.info()
+        except UploadGone:
+            del st.session_state[UPLOADS_KEY][key]
+            st.warning(f"{rec.label} was unloaded from the server's memory to make room for "
+                       "other models. Fix: upload the file again on the Home page (your settings "
+                       "for it are remembered). Showing the default model meanwhile.",
+                       icon=":material/memory:")
+            st.session_state[MODEL_KEY] = DEFAULT_MODEL
+            return load_model(DEFAULT_MODEL)
     try:
         return load_model(key)
     except Exception as exc:  # a missing file must not take the app down
@@ -83,15 +146,68 @@ def set_model(key: str) -> None:
     st.session_state[MODEL_KEY] = key
 
 
-def add_upload(data_bytes: bytes, filename: str, scaling: str | None,
-               class_names: list[str] | None) -> models.ModelInfo:
-    """Load and register an uploaded model, then select it. Raises ModelLoadError."""
-    digest = hashlib.sha256(data_bytes).hexdigest()[:16]
-    info = load_upload(digest, data_bytes, filename, scaling,
-                       tuple(class_names) if class_names else None)
-    st.session_state.setdefault(UPLOADS_KEY, {})[info.key] = info
+def uploads() -> dict[str, UploadRecord]:
+    """The session's uploaded models: model key -> record (no models: they live in the cache)."""
+    return st.session_state.get(UPLOADS_KEY, {})
+
+
+def current_upload() -> UploadRecord | None:
+    """The record of the current model when it is an upload, else None."""
+    return uploads().get(st.session_state.get(MODEL_KEY, DEFAULT_MODEL))
+
+
+def upload_settings(digest: str | None) -> UploadRecord | None:
+    """The settings this session last loaded the file with content hash ``digest`` with."""
+    return st.session_state.get(UPLOAD_SETTINGS_KEY, {}).get(digest) if digest else None
+
+
+def file_digest(data_bytes: bytes) -> str:
+    """The content hash of a file (16 hex digits)."""
+    return hashlib.sha256(data_bytes).hexdigest()[:16]
+
+
+def uploaded_digest(up) -> str:
+    """The content hash of an ``st.file_uploader`` file, computed once per uploaded file."""
+    seen = st.session_state.setdefault(UPLOAD_DIGESTS_KEY, {})
+    if up.file_id not in seen:
+        seen[up.file_id] = file_digest(up.getvalue())
+    return seen[up.file_id]
+
+
+def add_upload(data_bytes: bytes, filename: str, scaling: str | None = None,
+               class_names: list[str] | None = None,
+               input_size: tuple[int, int] | None = None) -> models.ModelInfo:
+    """Load an uploaded model (through :func:`load_upload`), register it and select it.
+
+    The session keeps a small :class:`UploadRecord` under the model's key (a content hash, never
+    the file name) and remembers the settings for the file's content. Loading the same file
+    with other settings replaces its previous entry in the picker.
+
+    Raises:
+        models.ModelLoadError: the file or the settings cannot be used; nothing changes.
+    """
+    digest = file_digest(data_bytes)
+    names = tuple(class_names) if class_names else None
+    size = (int(input_size[0]), int(input_size[1])) if input_size else None
+    info = load_upload(digest, data_bytes, filename, scaling, names, size)
+    flexible = "input size" in info.card
+    rec = UploadRecord(info.key, digest, filename, scaling, names, size, flexible,
+                       tuple(info.input_shape[:2]))
+    ups = st.session_state.setdefault(UPLOADS_KEY, {})
+    for old in [k for k, r in ups.items() if r.digest == digest]:
+        del ups[old]
+    ups[info.key] = rec
+    st.session_state.setdefault(UPLOAD_SETTINGS_KEY, {})[digest] = rec
     set_model(info.key)
     return info
+
+
+def flash(message: str | None = None) -> str | None:
+    """Keep a message for the next run (``flash(msg)``), or take the kept one (``flash()``)."""
+    if message is not None:
+        st.session_state[FLASH_KEY] = message
+        return None
+    return st.session_state.pop(FLASH_KEY, None)
 
 
 def model_picker(container=st.sidebar) -> models.ModelInfo:
@@ -101,6 +217,8 @@ def model_picker(container=st.sidebar) -> models.ModelInfo:
     model selected by code (an upload on the Home page) shows up here too, and a user's pick goes
     through the on_change callback.
     """
+    if current_upload() is not None:
+        current_model()  # drops an upload that left the cache (and says so) before listing
     opts = model_options()
     key = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
     if key not in opts:
