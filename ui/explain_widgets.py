@@ -97,7 +97,8 @@ def signed_figure(signed: np.ndarray, title: str = "", height: int = 300) -> go.
 
 def target_picker(info: ModelInfo, probs: np.ndarray, key: str) -> int | None:
     """'Predicted class' or any class, ordered by probability; returns None for predicted."""
-    order = [int(i) for i in np.argsort(probs)[::-1]]
+    order = [int(i) for i in np.argsort(-probs, kind="stable")]  # ties: lowest index first,
+    # as np.argmax (the page's "predicted class") picks it
     options = [None, *order]
 
     def fmt(i):

@@ -55,7 +55,7 @@ class ModelInfo:
     """A loaded model with what the app needs to feed and read it.
 
     Attributes:
-        key: Registry key (``"fashion_vgg"``, ``"vgg16"``, ``"upload:<name>"`` ...).
+        key: Registry key (``"fashion_vgg"``, ``"vgg16"``, ``"upload:<content hash>"`` ...).
         label: Human-readable name.
         model: The functional Keras model (shared; never mutate).
         scaling: One of :data:`SCALINGS`.
@@ -400,13 +400,31 @@ def validate_image_classifier(model) -> None:
                              "of shape (batch, classes) with at least two classes.")
 
 
-def guess_scaling(model) -> str:
-    """``"none"`` when the model rescales its own input (a ``Rescaling`` or ``Normalization``
-    among its first layers, nested ones included), else ``"0..1"``."""
+#: Input scalings of ``keras.applications`` families, by the prefix of the base model's name
+#: (a transfer model nests the base under that name), for :func:`guess_scaling`.
+_APP_SCALINGS = (
+    ("mobilenet", "-1..1"), ("inception", "-1..1"), ("xception", "-1..1"),
+    ("nasnet", "-1..1"), ("resnet50v2", "-1..1"), ("resnet101v2", "-1..1"),
+    ("resnet152v2", "-1..1"), ("vgg", "caffe"), ("resnet", "caffe"),
+)
+
+
+def guess_scaling(model, nested: Sequence[str] = ()) -> str:
+    """The likely input scaling: ``"none"`` when the model rescales its own input (a
+    ``Rescaling`` or ``Normalization`` among its first layers, nested ones included), else the
+    scaling of a nested ``keras.applications`` base named in ``nested`` (``-1..1`` for
+    MobileNet/Inception/Xception, ``caffe`` for VGG/ResNet), else ``"0..1"``. A guess: the
+    page says so and lets the user change it."""
     from vizcore.graph import graph_of
 
     kinds = {n.kind for n in graph_of(model).nodes[:5]}
-    return "none" if kinds & {"Rescaling", "Normalization"} else "0..1"
+    if kinds & {"Rescaling", "Normalization"}:
+        return "none"
+    for name in nested:
+        for prefix, scaling in _APP_SCALINGS:
+            if name.lower().startswith(prefix):
+                return scaling
+    return "0..1"
 
 
 #: Input size used for a model that accepts any size, unless the user picks another.
@@ -523,7 +541,7 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
                                  "order of the outputs.")
     else:
         class_names = imagenet_class_names() if k == 1000 else [f"class {i}" for i in range(k)]
-    chosen = scaling or guess_scaling(model)
+    chosen = scaling or guess_scaling(model, nested)
     if chosen not in SCALINGS:
         raise ModelLoadError(f"Unknown input scaling {chosen!r}; choose one of {list(SCALINGS)}.")
     card = {"file": filename, "sha256": hashlib.sha256(data).hexdigest()[:16],

@@ -188,6 +188,8 @@ def test_transfer_model_reaches_the_nested_base(case, tmp_path_factory):
     info = _uploaded(case, tmp_path_factory)
     assert "Conv_1" in info.conv_layers() and "out_relu" in info.cam_layers()
     assert len(info.conv_layers()) == 52  # MobileNetV2's conv layers, inlined
+    assert info.scaling == "-1..1"  # guessed from the nested base's name
+    assert "mobilenetv2" in info.card["nested models (their layers are shown inline)"]
     x = info.preprocess(np.full(info.input_shape, 100, np.uint8))
     assert explain(info, x, "gradcam").layer == "out_relu"
     assert explain(info, x, "cam").layer == "out_relu"
