@@ -297,8 +297,11 @@ register(
         "adding noise, "
         "arXiv:1706.03825",
         "Averages the saliency map over many noisy copies of the image, which removes much of the "
-        "speckle. Sharper and easier to read than plain saliency, but N times slower, and the "
-        "result depends on the noise level.",
+        "speckle (on the shipped models the pixel-to-pixel jumps halve). It costs N times the "
+        "passes of plain saliency (batching keeps it to about 6-11x the time there), and the "
+        "result depends on the noise level. The smoothing also washes out what is specific to the "
+        "class: on the VGG-style model the maps for the top two classes are 0.79 similar (plain "
+        "saliency: 0.39).",
         "n forward + n backward passes, batched",
         smoothgrad,
         (
@@ -327,8 +330,9 @@ register(
         "Convolutional Net, arXiv:1412.6806",
         "A gradient in which every ReLU lets only positive signals back. Gives crisp, edge-like "
         "pictures, but it is not class-discriminative: the maps for different classes look almost "
-        "the same, and it still works on a randomised network (Adebayo et al. 2018), so it shows "
-        "image structure more than the model's reasoning.",
+        "the same, and its map barely changes when the classifier layers are randomised (0.98 "
+        "similar on the shipped CNN; Adebayo et al. 2018), so it shows image structure more than "
+        "the model's reasoning.",
         "1 forward + 1 backward pass (on a model clone)",
         guided_backprop,
         signed=True,
@@ -341,9 +345,12 @@ register(
         "Integrated gradients",
         "gradient",
         "Sundararajan, Taly, Yan 2017, Axiomatic Attribution for Deep Networks, arXiv:1703.01365",
-        "Adds up gradients along a path from a black image to this image, so the attributions sum "
-        "to the score difference between the two. Signed: positive pixels raise the score. The "
-        "result depends on the baseline: black pixels in the image get no attribution.",
+        "Adds up gradients along a path from a black image to this image, so the attributions add "
+        "up, approximately, to the score difference between the two (within a few percent with "
+        "the default 50 steps). Signed: positive pixels raise the score. The result depends on the "
+        "baseline: black pixels get exactly zero, so on Fashion-MNIST the map always traces the "
+        "garment and still looks 0.88 similar after every layer is randomised; judge it by the "
+        "pattern inside the object.",
         "steps forward + steps backward passes, batched",
         integrated_gradients,
         (

@@ -520,9 +520,11 @@ register(
         "Zeiler, Fergus 2014, Visualizing and Understanding Convolutional Networks, "
         "arXiv:1311.2901",
         "Covers the image with a square patch at every position and records how much the class's "
-        "probability drops. Easy to trust because it only uses the model's output, but blocky "
-        "(the patch size sets the detail), slow on large images, and a grey patch is itself an "
-        "unusual input the model may react to.",
+        "probability drops. It uses only the model's output, so it passes the randomisation "
+        "test, but it is blocky (the patch size sets the detail), slow on large images, and its "
+        "answer depends on the fill: a grey patch is itself an unusual input (both shipped "
+        "Fashion-MNIST CNNs call an all-grey image a 'Bag' with 99% confidence), so there the "
+        "grey-fill map has little in common with the black-fill one.",
         "1 + (number of patch positions) forward passes, batched",
         _occlusion_method,
         (
