@@ -254,3 +254,24 @@ def test_class_name_count_must_match(tmp_path):
     assert models.parse_class_names(b'{"1": ["n1", "dog"], "0": ["n0", "cat"]}', "n.json") \
         == ["cat", "dog"]
     assert models.parse_class_names("a\n\n b \n", "n.txt") == ["a", "b"]
+
+
+def test_dead_network_gives_a_blank_map_not_amplified_noise(tmp_path_factory):
+    """A random MobileNetV2 without data-fitted batch-norm statistics has gradients of about
+    1e-12: min-max scaling used to turn them into a confident-looking map."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                          input_shape=(32, 32, 3), alpha=0.35)
+    model = keras.Sequential([base, keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+    info = models.ModelInfo("dead", "dead", model, "-1..1", ["a", "b", "c"])
+    x = info.preprocess(np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    for key in ("saliency", "gradcam"):
+        exp = explain(info, x, key)
+        assert exp.stats["peak"] < 1e-9 and exp.stats["blank"] and exp.heatmap.max() == 0
+    # a live network's map is kept
+    live = explain(_uploaded("sequential_input.keras", tmp_path_factory), np.full((28, 28, 1), 0.5,
+                                                                      np.float32), "saliency")
+    assert not live.stats.get("blank") and live.heatmap.max() == 1

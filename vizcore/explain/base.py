@@ -469,7 +469,22 @@ def explain(
     if progress is not None:
         progress(1.0)
     heat = np.clip(np.nan_to_num(np.asarray(heat, np.float32)), 0.0, 1.0)
+    if signed is not None:
+        peak = float(np.nan_to_num(np.abs(np.asarray(signed, np.float32))).max(initial=0.0))
+        stats.setdefault("peak", peak)
+        if peak < BLANK_PEAK and spec.key not in _PROBABILITY_MAPS:
+            # min-max scaling would paint float rounding noise as evidence
+            heat = np.zeros_like(heat)
+            stats["blank"] = True
     return Explanation(heat, int(tgt), method, signed, lyr, used, seconds, stats)
+
+
+#: A signed map whose largest magnitude is below this is numerically zero (a dead network, a
+#: saturated softmax, a class with no evidence): its heatmap is all zeros and ``stats["blank"]``
+#: is set, instead of min-max scaling float rounding noise into a confident-looking picture.
+BLANK_PEAK = 1e-9
+#: Maps built from probabilities, which are legitimately tiny for unlikely classes.
+_PROBABILITY_MAPS = frozenset({"score_cam", "faster_score_cam", "occlusion", "cam"})
 
 
 def method_plan(info, layer: str | None = None) -> list[dict]:
