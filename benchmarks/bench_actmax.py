@@ -2,6 +2,7 @@
 the top-k dataset-patch pass (vizcore.patches).
 
     .venv/bin/python benchmarks/bench_actmax.py [--cnn-steps 200] [--vgg-steps 50] [--no-vgg16]
+    .venv/bin/python benchmarks/bench_actmax.py --quick   # 50 / 10 steps (about 1.5 minutes)
 
 Same settings on both sides: the same seed image, RMSprop (rho 0.999), TotalVariation2D + Norm
 (p=1), Jitter + Rotate2D, no per-step projection (tf-keras-vis's semantics). Ours also records
@@ -109,10 +110,14 @@ def bench_patches(info, layer: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cnn-steps", type=int, default=200)
-    ap.add_argument("--vgg-steps", type=int, default=50)
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer steps: 50 on the default CNN, 10 on VGG16")
+    ap.add_argument("--cnn-steps", type=int, default=None, help="default 200, 50 with --quick")
+    ap.add_argument("--vgg-steps", type=int, default=None, help="default 50, 10 with --quick")
     ap.add_argument("--no-vgg16", action="store_true")
     args = ap.parse_args()
+    cnn_steps = args.cnn_steps or (50 if args.quick else 200)
+    vgg_steps = args.vgg_steps or (10 if args.quick else 50)
 
     from vizcore.models import load_builtin, load_vgg16
 
@@ -120,11 +125,11 @@ def main() -> None:
     cnn = load_builtin("fashion_vgg")
     bench_patches(cnn, "block3_conv1")
     print()
-    bench_am(cnn, "predictions", 0, args.cnn_steps, "Default CNN, class unit (linear head)")
-    bench_am(cnn, "block3_conv1", 0, args.cnn_steps, "Default CNN, conv filter")
+    bench_am(cnn, "predictions", 0, cnn_steps, "Default CNN, class unit (linear head)")
+    bench_am(cnn, "block3_conv1", 0, cnn_steps, "Default CNN, conv filter")
     if not args.no_vgg16:
         vgg = load_vgg16("random")
-        bench_am(vgg, "predictions", 1, args.vgg_steps,
+        bench_am(vgg, "predictions", 1, vgg_steps,
                  "VGG16 (random weights), class unit (linear head)")
 
 

@@ -4,6 +4,7 @@ training-set size.
 Run from the repository root::
 
     python benchmarks/bench_transfer.py                  # digits, 100 / 500 / all, 8 epochs
+    python benchmarks/bench_transfer.py --quick          # 100 / 500 images, 4 epochs
     python benchmarks/bench_transfer.py --epochs 4 --fine-tune
     python benchmarks/bench_transfer.py --task mnist     # needs MNIST cached or online
 
@@ -37,13 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="digits", choices=["digits", "mnist"])
-    p.add_argument("--sizes", default="100,500,all",
-                   help="comma-separated training-set sizes ('all' = the whole split)")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--quick", action="store_true", help="sizes 100,500 and 4 epochs")
+    p.add_argument("--sizes", default=None,
+                   help="comma-separated training-set sizes ('all' = the whole split); "
+                        "default 100,500,all (100,500 with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="default 8 (4 with --quick)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--fine-tune", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    args.sizes = args.sizes or ("100,500" if args.quick else "100,500,all")
+    args.epochs = args.epochs or (4 if args.quick else 8)
 
     info = models.load_builtin("fashion_vgg")
     t0 = time.perf_counter()

@@ -4,7 +4,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -29,20 +28,26 @@ def test_entry_point_runs_with_navigation():
 
 
 def test_home_shows_prediction_and_switches_dataset_and_class():
+    from vizcore import data
+
     at = run_page("home")
     assert any("Predicted:" in m.value for m in at.markdown)
     assert at.get("plotly_chart"), "top-k bar chart"
+    assert not any(data.DATASET_LABELS["digits"] in c.value for c in at.caption)
     at.selectbox(key="ds_name").set_value("digits").run()
     assert not at.exception
     at.selectbox(key="ds_class_digits").set_value(3).run()
     assert not at.exception
-    at.button(key=[b.key for b in at.button if b.key and b.key.startswith("use_digits_")][0])
     use = [b for b in at.button if b.key and b.key.startswith("use_digits_")][0]
+    index = int(use.key.removeprefix("use_digits_"))
     use.click().run()
     assert not at.exception
-    assert at.session_state["vz_input"]["dataset"] == "digits"
-    assert any("handwritten digits" in m.value.lower() or "Predicted" in m.value
-               for m in at.markdown)
+    assert at.session_state["vz_input"] == {"kind": "dataset", "dataset": "digits",
+                                            "index": index}
+    # the prediction section now shows that digit, named after its dataset, index and class
+    title = f"{data.DATASET_LABELS['digits']} #{index} (3)"
+    assert any(c.value.startswith(f"Input: {title}, as the model sees it") for c in at.caption), \
+        [c.value for c in at.caption]
 
 
 def test_home_with_gap_model_and_topk_slider():
@@ -58,17 +63,42 @@ def _png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def test_upload_errors_keep_the_previous_input():
-    """Bad images give st.error and keep the previous choice (tested through the core path the
-    page uses, since AppTest cannot drive file_uploader)."""
-    from vizcore import data
+def _input_titles(at: AppTest) -> tuple[str, list[str]]:
+    """(the "Input: ..." caption of Home's prediction section, the sidebar thumbnail's captions)."""
+    caption = next(c.value for c in at.main.caption if c.value.startswith("Input: "))
+    return caption, [t for img in at.sidebar.image for t in img.captions]
 
-    for payload in (b"garbage", _png_bytes(Image.new("RGB", (1, 1)))):
-        with pytest.raises(data.ImageError):
-            data.load_image(payload)
-    at = run_page("home", {"vz_input": {"kind": "dataset", "dataset": "fashion_mnist",
-                                        "index": 5}})
-    assert at.session_state["vz_input"]["index"] == 5
+
+def test_upload_errors_keep_the_previous_input():
+    """A good upload becomes the input; a bad one shows st.error on Home, and the previous image
+    stays the input, in the session and on the page (prediction caption and sidebar)."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.session_state["vz_input"] = {"kind": "dataset", "dataset": "fashion_mnist", "index": 5}
+    at.run()
+    assert not at.exception, at.exception
+    caption, sidebar = _input_titles(at)
+    assert "Fashion-MNIST (test set) #5 (" in caption and "#5 (" in sidebar[0]
+
+    img = Image.new("RGB", (40, 30), "white")
+    img.paste((0, 0, 0), (10, 5, 30, 25))
+    at.file_uploader(key="img_upload").set_value(("first.png", _png_bytes(img), "image/png"))
+    at.run()
+    assert not at.exception and not at.error, at.exception or at.error
+    assert at.session_state["vz_input"]["title"] == "first.png"
+    assert _input_titles(at) == ("Input: first.png, as the model sees it (28x28).",
+                                 ["first.png"])
+
+    for name, payload in (("garbage.png", b"garbage"),
+                          ("tiny.png", _png_bytes(Image.new("RGB", (1, 1))))):
+        at.file_uploader(key="img_upload").set_value((name, payload, "image/png")).run()
+        assert not at.exception, at.exception
+        assert [e.value for e in at.error if e.value.startswith(f"{name}: ")], \
+            f"no st.error for {name}: {[e.value for e in at.error]}"
+        assert any("previous image stays selected" in e.value for e in at.error)
+        assert at.session_state["vz_input"]["title"] == "first.png"
+        caption, sidebar = _input_titles(at)
+        assert caption.startswith("Input: first.png,") and sidebar == ["first.png"], \
+            (caption, sidebar)
 
 
 def test_uploaded_image_as_input_on_vgg_like_sizes():
