@@ -9,6 +9,7 @@ from ui import explain_widgets as ew
 from ui import state, widgets
 from vizcore import data, render
 from vizcore.explain import REGISTRY, metrics
+from vizcore.explain.lrp import describe_stats
 
 st.title("Explain a prediction")
 widgets.note(
@@ -88,6 +89,8 @@ for row in range(0, len(chosen), ncols):
             if show_signed and res.signed is not None:
                 st.plotly_chart(ew.signed_figure(res.signed, "signed map"), width="stretch",
                                 key=f"xp_sg_{key}")
+            if "score" in res.stats:
+                st.caption(describe_stats(res.stats))
             st.caption(f"{spec.note} *Cost: {spec.cost}; took {res.seconds * 1000:.0f} ms"
                        + (f" at layer `{res.layer}`" if res.layer else "") + ".*")
             png = render.overlay(render.upscale(inp.raw, 224), res.heatmap, opacity)

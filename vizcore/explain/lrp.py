@@ -40,7 +40,10 @@ epsilon_absorbed = score`` is a check on the whole propagation. In a CNN with bi
 absorb more than half the logit.
 
 The pass runs in one ``tf.function`` per (model, preset, first-layer rule), traced once inside
-the engine's cache, with the class index and epsilon as tensors.
+the engine's cache, with the class index and epsilon as tensors. Its forward half computes the
+linear and mixing steps through the same (folded) maps the rules divide by, so a unit's
+activation and its rule's denominator are the same number (with Keras' own conv-then-BN values
+instead, rounding in units near zero shifts relevance between the map and the biases).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ _SUPPORTED = sorted(WEIGHTED | {
     "Add", "Average", "Concatenate", "BatchNormalization", "Rescaling", "Normalization",
     "ZeroPadding2D", "ReLU", "Activation", "MaxPooling2D", "GlobalMaxPooling2D",
     "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Reshape", "InputLayer", "Softmax",
-})
+} | PASS_THROUGH)
 
 
 class LRPUnsupported(ValueError):
@@ -359,14 +362,12 @@ class Plan:
 
     Attributes:
         steps: One per layer call that relevance goes through (a folded conv has none).
-        forward: Names of the nodes to compute forward, in order.
         start: The node producing the logits.
         head_dense: A last Dense(softmax) applied without its softmax, or None.
         folded: Weighted layer name -> the BatchNormalization folded into it.
     """
 
     steps: tuple[Step, ...]
-    forward: tuple[str, ...]
     start: str
     head_dense: str | None
     folded: dict = field(default_factory=dict)
@@ -520,7 +521,7 @@ def build_plan(graph, outputs_probabilities: bool | None = None) -> Plan:
         first = op == "weighted" and not any(above[p] for p in parents)
         path = bounds_path(parents[0]) if first and len(parents) == 1 else None
         steps.append(Step(n.name, op, lyr, tuple(parents), bn, first, path))
-    return Plan(tuple(steps), tuple(n.name for n in nodes), start, head_dense,
+    return Plan(tuple(steps), start, head_dense,
                 {v: graph.layer(k) for k, v in fold.items()})
 
 
@@ -547,13 +548,6 @@ def _affine(layer):
                 tf.constant(np.asarray(layer.offset, np.float32)))
     g = 1.0 / tf.maximum(tf.sqrt(tf.convert_to_tensor(layer.variance)), keras.config.epsilon())
     return g, -tf.convert_to_tensor(layer.mean) * g
-
-
-def _dense_logits(layer, a):
-    import keras
-
-    z = keras.ops.matmul(a, layer.kernel)
-    return z + layer.bias if layer.use_bias else z
 
 
 def _stages(step: Step, a, bounds) -> list[tuple[Linear, str]]:
@@ -616,6 +610,24 @@ def _mix_linear(layer, ins) -> Linear:
     return Linear(lambda xs, s: _part(g, s) * xs[0], list(ins), c)
 
 
+def _z(lin: Linear):
+    """The output of a linear step, ``sum_k W_k a_k + b``."""
+    z = lin.apply(lin.inputs, _ALL)
+    return z if lin.bias is None else z + lin.bias
+
+
+def _activate(layer, z):
+    """A weighted layer's activation (relu, relu6 or linear: the ones LRP accepts)."""
+    import tensorflow as tf
+
+    act = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if act == "relu":
+        return tf.nn.relu(z)
+    if act == "relu6":
+        return tf.nn.relu6(z)
+    return z
+
+
 def _bounds(path, graph, lo, hi, shape):
     """The z^B bounds: the pixel bounds ``lo``, ``hi`` (C,) over an input of ``shape`` (H, W,
     C), mapped through the input-side layers of ``path`` (an InputLayer first)."""
@@ -640,20 +652,29 @@ def _compile(engine: Engine, plan: Plan, preset: Preset, first_rule: str):
     role_rule = {"first": get_rule(preset.first or first_rule), "conv": get_rule(preset.conv),
                  "dense": get_rule(preset.dense)}
     mix_rule = get_rule(preset.mix)
-    gnodes = [graph.node(n) for n in plan.forward]
 
     @tf.function(autograph=False, input_signature=[
         engine.spec_batch(), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
     def run(x, cls, eps):
-        acts = {}
-        for n in gnodes:
-            if n.kind == "InputLayer":
-                acts[n.name] = x
-            elif n.name == plan.head_dense:
-                acts[n.name] = _dense_logits(n.layer, acts[n.parents[0]])
+        # forward: linear and mixing steps through the same maps the rules divide by, so that
+        # each unit's activation and its rule's denominator are the same number
+        acts, linears = {}, {}
+        for step in plan.steps:
+            ins = [acts[p] for p in step.parents]
+            if step.op == "input":
+                acts[step.name] = x
+            elif step.op == "weighted":
+                bounds = None
+                if step.first and step.bounds_path is not None:
+                    bounds = _bounds(step.bounds_path, graph, lo, hi, engine.input_shape)
+                linears[step.name] = _stages(step, ins[0], bounds)
+                z = _z(linears[step.name][0][0])
+                acts[step.name] = z if step.name == plan.head_dense else _activate(step.layer, z)
+            elif step.op == "mix":
+                linears[step.name] = _mix_linear(step.layer, ins)
+                acts[step.name] = _z(linears[step.name])
             else:
-                args = [acts[p] for p in n.parents]
-                acts[n.name] = n.layer(args if len(args) > 1 else args[0], training=False)
+                acts[step.name] = step.layer(ins if len(ins) > 1 else ins[0], training=False)
         logits = acts[plan.start]
         batch = tf.shape(logits)[:1]
         c = tf.where(cls < 0, tf.argmax(logits, axis=-1, output_type=tf.int32),
@@ -688,15 +709,12 @@ def _compile(engine: Engine, plan: Plan, preset: Preset, first_rule: str):
                     z = step.layer(a, training=False)
                 outs = [tape.gradient(z, a, output_gradients=r)]
             elif step.op == "mix":
-                outs, bias, stab = mix_rule(_mix_linear(step.layer, ins), r, eps)
+                outs, bias, stab = mix_rule(linears[step.name], r, eps)
                 biases.append(bias)
                 stabs.append(stab)
             else:  # weighted
-                bounds = None
-                if step.first and step.bounds_path is not None:
-                    bounds = _bounds(step.bounds_path, graph, lo, hi, engine.input_shape)
                 bias, stab = 0.0, 0.0
-                for lin, role in _stages(step, ins[0], bounds):
+                for lin, role in linears[step.name]:
                     (r,), b, e = role_rule[role](lin, r, eps)
                     bias, stab = bias + b, stab + e
                 outs = [r]
@@ -805,8 +823,8 @@ def relevance(
 
 
 def describe_stats(stats: dict) -> str:
-    """One line for a UI: the explained logit, what the map holds and what the biases (and the
-    stabiliser, when it matters) absorbed."""
+    """One line for a UI: the explained logit, what the map holds and what the biases absorbed
+    (and, when it matters, the stabiliser with the units a rule had nothing to divide by)."""
     score = stats["score"]
 
     def part(v: float) -> str:
@@ -816,7 +834,7 @@ def describe_stats(stats: dict) -> str:
             f"biases absorbed {part(stats['bias_absorbed'])}")
     eps = stats.get("epsilon_absorbed", 0.0)
     if abs(eps) > 0.005 * max(abs(score), 1e-12):
-        text += f", the stabiliser {part(eps)}"
+        text += f", and the stabiliser or dead-end units {part(eps)}"
     return text + "."
 
 
