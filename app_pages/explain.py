@@ -84,6 +84,12 @@ for row in range(0, len(chosen), ncols):
             if isinstance(res, str):
                 st.error(res)
                 continue
+            if res.stats.get("blank"):
+                st.warning(f"This map is numerically zero (largest value "
+                           f"{res.stats['peak']:.1e}): the model gives this method no signal "
+                           "here (a dead or saturated network, or a class with no evidence). "
+                           "It is shown blank rather than as amplified rounding noise.",
+                           icon=":material/block:")
             st.plotly_chart(ew.overlay_figure(inp.raw, res.heatmap, opacity), width="stretch",
                             key=f"xp_ov_{key}")
             if show_signed and res.signed is not None:
