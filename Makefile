@@ -24,8 +24,11 @@ run: install
 	@echo "vizcore: open http://localhost:$(PORT)"
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
+# Two workers (one per core), whole files per worker so module fixtures (browser servers,
+# the model zoo's big models) are built once; PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: install
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
