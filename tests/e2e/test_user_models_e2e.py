@@ -158,11 +158,17 @@ def test_nested_mobilenet_upload_then_gradcam_and_lrp(app_url, page, tmp_path):
     assert layers and int(layers.group(1)) > 150  # MobileNetV2's layers, inlined
     shoot(page, "user_models_home_mobilenet")
     refused = _open_explain_with(page, ["Grad-CAM", "LRP-epsilon"])
+    assert refused == []  # LRP runs through residual Add, depthwise convs and ReLU6
     assert exceptions(page) == []
     _assert_map_drawn(page, "gradcam")
+    _assert_map_drawn(page, "lrp_epsilon")
     main = page.locator('[data-testid="stMain"]').inner_text()
-    if refused:  # LRP for MobileNetV2 not there yet: refused with a reason, not an exception
-        assert "LRP-epsilon" in main and "Not available for this model" in main
-    else:
-        _assert_map_drawn(page, "lrp_epsilon")
+    assert "Explained score (logit)" in main  # what the LRP map holds, what biases absorbed
     shoot(page, "user_models_explain_mobilenet")
+    # the architecture page draws the inlined graph and lists every nested layer
+    page.get_by_role("link", name="Architecture").first.click()
+    wait_idle(page, heading="Architecture")
+    assert exceptions(page) == []
+    arch = page.locator('[data-testid="stMain"]')
+    expect(arch).to_contain_text("The graph shows the first 120 of")
+    shoot(page, "user_models_architecture_mobilenet")
