@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +56,7 @@ def load_upload(digest: str, _data: bytes | None, filename: str, scaling: str | 
     if _data is None:  # an exception is not cached, so a later upload loads it again
         raise UploadGone(f"'{filename}' is no longer loaded on the server.")
     return models.load_user_model(_data, filename, scaling,
-                                  list(class_names) if class_names else None, input_size)
+                                  list(class_names) if class_names else None, input_size, digest)
 
 
 @st.cache_data(show_spinner="Loading the dataset...", max_entries=8)
@@ -161,16 +160,11 @@ def upload_settings(digest: str | None) -> UploadRecord | None:
     return st.session_state.get(UPLOAD_SETTINGS_KEY, {}).get(digest) if digest else None
 
 
-def file_digest(data_bytes: bytes) -> str:
-    """The content hash of a file (16 hex digits)."""
-    return hashlib.sha256(data_bytes).hexdigest()[:16]
-
-
 def uploaded_digest(up) -> str:
     """The content hash of an ``st.file_uploader`` file, computed once per uploaded file."""
     seen = st.session_state.setdefault(UPLOAD_DIGESTS_KEY, {})
     if up.file_id not in seen:
-        seen[up.file_id] = file_digest(up.getvalue())
+        seen[up.file_id] = models.content_digest(up.getvalue())
     return seen[up.file_id]
 
 
@@ -186,7 +180,7 @@ def add_upload(data_bytes: bytes, filename: str, scaling: str | None = None,
     Raises:
         models.ModelLoadError: the file or the settings cannot be used; nothing changes.
     """
-    digest = file_digest(data_bytes)
+    digest = models.content_digest(data_bytes)
     names = tuple(class_names) if class_names else None
     size = (int(input_size[0]), int(input_size[1])) if input_size else None
     info = load_upload(digest, data_bytes, filename, scaling, names, size)

@@ -468,19 +468,24 @@ def parse_class_names(data: bytes | str, filename: str = "names.txt") -> list[st
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def upload_key(data: bytes, scaling: str, class_names: Sequence[str] | None,
+def content_digest(data: bytes) -> str:
+    """The content hash of an uploaded file (16 hex digits of its SHA-256)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def upload_key(digest: str, scaling: str, class_names: Sequence[str] | None,
                input_size: tuple[int, int] | None = None) -> str:
-    """The registry key of an upload: a hash of the file's content, the scaling, the class
-    names and a chosen input size, so that two files both called ``model.keras`` never share
-    cached results."""
-    h = hashlib.sha256(data)
-    h.update(repr((scaling, list(class_names or []), input_size)).encode())
+    """The registry key of an upload: a hash of the file's content digest (see
+    :func:`content_digest`), the scaling, the class names and a chosen input size, so that two
+    files both called ``model.keras`` never share cached results."""
+    h = hashlib.sha256(repr((digest, scaling, list(class_names or []), input_size)).encode())
     return f"upload:{h.hexdigest()[:20]}"
 
 
 def load_user_model(data: bytes, filename: str, scaling: str | None = None,
                     class_names: Sequence[str] | None = None,
-                    input_size: tuple[int, int] | None = None) -> ModelInfo:
+                    input_size: tuple[int, int] | None = None,
+                    digest: str | None = None) -> ModelInfo:
     """Load an uploaded ``.keras``/``.h5`` model without running any of its code.
 
     The config is inspected first (Lambda layers and custom objects are refused), then Keras loads
@@ -495,6 +500,7 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
             else "class i".
         input_size: (H, W) for a model whose input size is unknown (``shape=(None, None, 3)``);
             default :data:`DEFAULT_FLEXIBLE_SIZE`. Ignored for fixed-size models.
+        digest: :func:`content_digest` of ``data`` when the caller has it already.
 
     Raises:
         ModelLoadError: with the cause and the fix.
@@ -544,11 +550,12 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
     chosen = scaling or guess_scaling(model, nested)
     if chosen not in SCALINGS:
         raise ModelLoadError(f"Unknown input scaling {chosen!r}; choose one of {list(SCALINGS)}.")
-    card = {"file": filename, "sha256": hashlib.sha256(data).hexdigest()[:16],
+    digest = digest or content_digest(data)
+    card = {"file": filename, "sha256": digest,
             "parameters": model.count_params()}
     if nested:
         card["nested models (their layers are shown inline)"] = ", ".join(nested)
     if flexible:
         card["input size"] = (f"{size[0]}x{size[1]}, chosen (the model accepts any size)")
-    return ModelInfo(upload_key(data, chosen, class_names, size), f"Your model: {filename}",
+    return ModelInfo(upload_key(digest, chosen, class_names, size), f"Your model: {filename}",
                      model, chosen, list(class_names), card, "upload")
