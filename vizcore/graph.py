@@ -233,6 +233,12 @@ class GNode:
         return len(self.output.shape)
 
     @property
+    def is_softmax_layer(self) -> bool:
+        """A ``Softmax`` or ``Activation("softmax")`` layer (not a Dense with a softmax)."""
+        return self.kind == "Softmax" or (self.kind == "Activation"
+                                          and self.activation == "softmax")
+
+    @property
     def activation(self) -> str:
         """The layer's activation function name ('' when it has none)."""
         if self.kind == "ReLU":
@@ -391,13 +397,12 @@ class Graph:
         not a pooling, padding or pass-through layer, provided a convolution precedes it (so
         ``block5_conv3`` in VGG16, the last ``Activation`` after the residual ``Add`` in
         ResNet50, ``out_relu`` in MobileNetV2); None without convolutions."""
-        convs = self.conv_layers()
-        if not convs:
+        first = next((i for i, n in enumerate(self.nodes)
+                      if n.kind in CONV_KINDS and n.rank == 4), None)
+        if first is None:
             return None
-        first = self._order(convs[0])
-        cands = [n.name for n in self.nodes if n.rank == 4 and n.kind not in _NOT_CAM
-                 and self._order(n.name) >= first]
-        return cands[-1] if cands else convs[-1]
+        # the first conv is itself a candidate, so the list is never empty
+        return [n.name for n in self.nodes[first:] if n.rank == 4 and n.kind not in _NOT_CAM][-1]
 
     def cam_layers(self) -> list[str]:
         """Layers offered to the CAM family, input to output: every convolution, activation
@@ -405,11 +410,6 @@ class Graph:
         default = self.cam_layer()
         return [n.name for n in self.nodes if n.rank == 4 and n.kind != "InputLayer" and (
             n.kind in CONV_KINDS or n.kind in _CAM_KINDS or n.name == default)]
-
-    def _order(self, name: str) -> int:
-        if not hasattr(self, "_index"):
-            self._index = {n.name: i for i, n in enumerate(self.nodes)}
-        return self._index[name]
 
     # -- classifier head
     def head(self, outputs_probabilities: bool | None = None) -> Head:
@@ -432,7 +432,7 @@ class Graph:
                 return z + dense.bias if dense.use_bias else z
 
             return Head(last.inputs[0], to_logits, last.name, last.name, True)
-        if last.kind == "Softmax" or (last.kind == "Activation" and last.activation == "softmax"):
+        if last.is_softmax_layer:
             src = self.skip_back(last.parents[0]) if last.parents else None
             return Head(last.inputs[0], lambda h: h, None, src or last.name, True)
         probs = self.outputs_probabilities() if outputs_probabilities is None \
@@ -452,7 +452,7 @@ class Graph:
         last = self.output_node()
         if last.kind == "Dense" and last.activation in ("softmax", "linear", ""):
             return last
-        if last.kind == "Softmax" or (last.kind == "Activation" and last.activation == "softmax"):
+        if last.is_softmax_layer:
             src = self.node(self.skip_back(last.parents[0]))
             if src.kind == "Dense" and src.activation in ("linear", ""):
                 return src

@@ -122,6 +122,9 @@ class MethodSpec:
         uses_layer: True for methods that take a convolutional layer (CAM family).
         applies: ``applies(info) -> (ok, reason)``; None means "applies to every model".
         signed: True when the method returns a signed map.
+        keep_tiny: True when a map with tiny values still means something (maps built from
+            class probabilities, which are tiny for unlikely classes, and CAM's class-weighted
+            maps): such maps are never blanked (see :data:`BLANK_PEAK`).
     """
 
     key: str
@@ -135,6 +138,7 @@ class MethodSpec:
     uses_layer: bool = False
     applies: Callable | None = None
     signed: bool = False
+    keep_tiny: bool = False
 
     def defaults(self) -> dict:
         """Default parameter values by name."""
@@ -196,7 +200,7 @@ class Engine:
         self.num_classes: int = info.num_classes
         self.outputs_probabilities: bool = bool(info.outputs_probabilities)
         self.graph = info.graph
-        self.conv_layers: list[str] = list(info.cam_layers())
+        self.cam_layers: list[str] = list(info.cam_layers())
         self.default_layer: str | None = info.cam_layer()
         self._cache: dict = {}
         self._lock = threading.RLock()
@@ -403,7 +407,7 @@ def resolve_layer(engine: Engine, layer: str | None) -> str:
             raise ValueError("this model has no convolutional layer")
         return engine.default_layer
     if layer not in engine.graph:
-        near = ", ".join(engine.conv_layers[-5:])
+        near = ", ".join(engine.cam_layers[-5:])
         raise ValueError(f"the model has no layer {layer!r}; its last conv layers are {near}")
     shape = engine.graph.output_shape(layer)
     if len(shape) != 4:
@@ -472,7 +476,7 @@ def explain(
     if signed is not None:
         peak = float(np.nan_to_num(np.abs(np.asarray(signed, np.float32))).max(initial=0.0))
         stats.setdefault("peak", peak)
-        if peak < BLANK_PEAK and spec.key not in _PROBABILITY_MAPS:
+        if peak < BLANK_PEAK and not spec.keep_tiny:
             # min-max scaling would paint float rounding noise as evidence
             heat = np.zeros_like(heat)
             stats["blank"] = True
@@ -483,8 +487,6 @@ def explain(
 #: saturated softmax, a class with no evidence): its heatmap is all zeros and ``stats["blank"]``
 #: is set, instead of min-max scaling float rounding noise into a confident-looking picture.
 BLANK_PEAK = 1e-9
-#: Maps built from probabilities, which are legitimately tiny for unlikely classes.
-_PROBABILITY_MAPS = frozenset({"score_cam", "faster_score_cam", "occlusion", "cam"})
 
 
 def method_plan(info, layer: str | None = None) -> list[dict]:
@@ -502,8 +504,8 @@ def method_plan(info, layer: str | None = None) -> list[dict]:
         if not ok:
             uses = ""
         elif spec.key == "cam":
-            uses = f"layer '{info.graph.cam_head()[0]}' and the weights of "\
-                   f"'{info.graph.cam_head()[1]}'"
+            feat, dense = info.graph.cam_head()
+            uses = f"layer '{feat}' and the weights of '{dense}'"
         elif spec.uses_layer:
             uses = f"layer '{layer or default}'"
         elif spec.family == "lrp":

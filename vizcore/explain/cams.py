@@ -413,6 +413,7 @@ register(
         (_INTERP,),
         applies=cam_applies,
         signed=True,
+        keep_tiny=True,
     )
 )
 
@@ -471,6 +472,7 @@ register(
         (_BATCH, _INTERP),
         uses_layer=True,
         signed=True,
+        keep_tiny=True,
     )
 )
 
@@ -503,6 +505,7 @@ register(
         ),
         uses_layer=True,
         signed=True,
+        keep_tiny=True,
     )
 )
 

@@ -273,12 +273,17 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _named(table: dict, name: str, what: str):
+    """``table[name]``, or a ValueError naming ``what`` and listing the valid names."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown LRP {what} {name!r}; choose one of {sorted(table)}") from None
+
+
 def get_rule(name: str) -> Rule:
     """The rule called ``name``, or a ValueError listing the valid names."""
-    try:
-        return RULES[name]
-    except KeyError:
-        raise ValueError(f"unknown LRP rule {name!r}; choose one of {sorted(RULES)}") from None
+    return _named(RULES, name, "rule")
 
 
 # --------------------------------------------------------------------------- presets
@@ -321,10 +326,7 @@ METHOD_PRESETS = {
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``, or a ValueError listing the valid names."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown LRP preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    return _named(PRESETS, name, "preset")
 
 
 # --------------------------------------------------------------------------- the plan
@@ -417,7 +419,7 @@ def _problems(graph, outputs_probabilities: bool | None = None) -> tuple[list[st
     head_dense = None
     if last.kind == "Dense" and last.activation == "softmax":
         start, head_dense = last.name, last.name
-    elif last.kind == "Softmax" or (last.kind == "Activation" and last.activation == "softmax"):
+    elif last.is_softmax_layer:
         start = last.parents[0]
     elif outputs_probabilities and not graph.outputs_probabilities():
         return [f"The model's output '{last.name}' ({last.kind}) is read as probabilities, but no "

@@ -540,5 +540,6 @@ register(
                   advanced=True),
         ),
         signed=True,
+        keep_tiny=True,
     )
 )
