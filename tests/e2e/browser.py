@@ -112,3 +112,19 @@ def shoot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
     return path
+
+
+def upload_file(page, label: str, path: Path) -> None:
+    """Set a file on the st.file_uploader whose label is ``label``."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def load_model_file(page, app_url: str, model, path: Path) -> None:
+    """Save ``model`` to ``path`` and load it through the Home page's model uploader."""
+    model.save(path)
+    page.goto(app_url)
+    wait_idle(page, heading="vizcore")
+    page.get_by_text("Use your own model").click()
+    upload_file(page, "Model file", path)
+    page.get_by_role("button", name="Load model").click()

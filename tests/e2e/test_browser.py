@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import CHROMIUM, browser_page, exceptions, serve_app, shoot, wait_idle
+from tests.e2e.browser import (
+    CHROMIUM,
+    exceptions,
+    load_model_file,
+    shoot,
+    upload_file,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +37,6 @@ PAGES = [
     ("adversarial", "Fooling the model", "adversarial"),
     ("training_lab", "Training lab", "training_lab"),
 ]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with browser_page() as p:
-        yield p
 
 
 @pytest.mark.parametrize("path,heading,name", PAGES, ids=[p[2] for p in PAGES])
@@ -114,22 +109,6 @@ def test_drawing_on_the_canvas_becomes_the_input(app_url, page):
     shoot(page, "home_drawing")
 
 
-def _upload(page, label: str, path: Path) -> None:
-    """Set a file on the st.file_uploader whose label is ``label``."""
-    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
-    uploader.locator('input[type="file"]').set_input_files(str(path))
-
-
-def _load_model_file(page, app_url: str, model, path: Path) -> None:
-    """Save ``model`` to ``path`` and load it through the Home page's model uploader."""
-    model.save(path)
-    page.goto(app_url)
-    wait_idle(page, heading="vizcore")
-    page.get_by_text("Use your own model").click()
-    _upload(page, "Model file", path)
-    page.get_by_role("button", name="Load model").click()
-
-
 def test_bad_image_upload_shows_error_and_keeps_input(app_url, page, tmp_path):
     page.goto(app_url)
     wait_idle(page, heading="vizcore")
@@ -138,7 +117,7 @@ def test_bad_image_upload_shows_error_and_keeps_input(app_url, page, tmp_path):
     page.get_by_role("tab", name="Upload an image").click()
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
-    _upload(page, "Image (PNG", bad)
+    upload_file(page, "Image (PNG", bad)
     err = page.locator('[data-testid="stAlertContentError"]').first
     err.wait_for(timeout=60_000)
     assert "broken.png" in err.inner_text()
@@ -156,7 +135,7 @@ def test_good_image_upload_becomes_the_input(app_url, page, tmp_path):
     img.paste((20, 20, 20), (30, 20, 90, 70))
     path = tmp_path / "dark_box.png"
     img.save(path)
-    _upload(page, "Image (PNG", path)
+    upload_file(page, "Image (PNG", path)
     expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("dark_box.png",
                                                                       timeout=60_000)
     wait_idle(page, heading="vizcore")
@@ -170,7 +149,7 @@ def test_lambda_model_upload_is_refused_and_default_stays(app_url, page, tmp_pat
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp)
     x = keras.layers.Flatten()(x)
     out = keras.layers.Dense(10, activation="softmax")(x)
-    _load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "lambda_model.keras")
+    load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "lambda_model.keras")
     err = page.locator('[data-testid="stAlertContentError"]').first
     err.wait_for(timeout=60_000)
     assert "Lambda" in err.inner_text()
@@ -200,7 +179,7 @@ def test_valid_model_upload_is_selected_and_predicts(app_url, page, tmp_path):
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     out = keras.layers.Dense(3, activation="softmax")(x)
-    _load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "tiny_rgb.keras")
+    load_model_file(page, app_url, keras.Model(inp, out), tmp_path / "tiny_rgb.keras")
     expect(page.locator('[data-testid="stMain"]')).to_contain_text(
         "Current model: Your model: tiny_rgb.keras", timeout=120_000)
     wait_idle(page, heading="vizcore")

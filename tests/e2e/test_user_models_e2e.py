@@ -12,28 +12,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import CHROMIUM, browser_page, exceptions, serve_app, shoot, wait_idle
+from tests.e2e.browser import CHROMIUM, exceptions, load_model_file, shoot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
 if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
                 allow_module_level=True)
-
-from tests.e2e.test_browser import _load_model_file  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with browser_page() as p:
-        yield p
-
 
 def _plain_cnn():
     import keras
@@ -70,7 +55,7 @@ def _nested_mobilenet():
 
 def _upload_and_check_home(page, app_url, model, path: Path, facts: list[str]) -> str:
     """Upload ``model`` on Home; check the summary shows ``facts``; return the main text."""
-    _load_model_file(page, app_url, model, path)
+    load_model_file(page, app_url, model, path)
     main = page.locator('[data-testid="stMain"]')
     expect(main).to_contain_text(f"Current model: Your model: {path.name}", timeout=120_000)
     wait_idle(page, heading="vizcore")
