@@ -1,9 +1,9 @@
 """Home: pick a model and an input image, see the prediction."""
 
-import numpy as np
 import streamlit as st
 
-from ui import state, widgets
+from ui import cache, figures, state, widgets
+from ui import network_view as view
 from vizcore import data, models, render
 
 st.title("vizcore: see inside a CNN")
@@ -32,14 +32,14 @@ with left:
         with st.expander("Model card", expanded=info.kind == "builtin"):
             st.json(info.card, expanded=True)
 with right:
-    if state.vgg16_weights_path() is None:
+    if cache.vgg16_weights_path() is None:
         with st.expander("Where is VGG16 (ImageNet)?"):
             st.markdown(models.vgg16_missing_message())
             if st.button("Try to download the weights now (528 MB)", key="vgg_dl"):
                 try:
                     with st.spinner("Downloading VGG16 weights..."):
                         models.download_vgg16_weights(timeout=10)
-                    state.vgg16_weights_path.clear()
+                    cache.vgg16_weights_path.clear()
                     st.success("Downloaded. Pick 'VGG16 (ImageNet weights)' in the sidebar.")
                 except data.DataUnavailable as exc:
                     st.error(f"{exc}")
@@ -61,7 +61,7 @@ with tabs[0]:
     ds_name = c1.selectbox("Dataset", ds_keys, format_func=data.DATASET_LABELS.get,
                            key="ds_name")
     try:
-        ds = state.load_dataset(ds_name)
+        ds = cache.load_dataset(ds_name)
     except data.DataUnavailable as exc:
         st.error(f"{exc}", icon=":material/cloud_off:")
         ds = None
@@ -111,7 +111,7 @@ if gray28:
 # ----------------------------------------------------------------------------------- prediction
 st.header("3. The prediction")
 inp = state.current_input(info)
-probs = info.forward(inp.x[None])[0]
+probs, _ = state.predict(info, inp)
 c1, c2 = st.columns([1, 2])
 c1.image(render.upscale(inp.raw, 224), width=260)
 c1.caption(f"Input: {inp.title}, as the model sees it ({inp.raw.shape[0]}x{inp.raw.shape[1]}).")
@@ -122,6 +122,5 @@ truth = "" if inp.label is None else (
 c2.markdown(f"Predicted: **{top[1]}** ({top[2]:.1%}).{truth}")
 kmax = min(20, info.num_classes)
 k = c2.slider("How many classes", 2, kmax, min(5, kmax), key="topk") if kmax > 2 else kmax
-c2.plotly_chart(widgets.topk_figure(info, probs, k, inp.label), width="stretch")
-st.caption(f"Entropy of the prediction: {float(-(probs * np.log(probs + 1e-12)).sum()):.2f} nats "
-           f"(0 = certain, {np.log(info.num_classes):.2f} = uniform).")
+c2.plotly_chart(figures.topk_figure(probs, info.class_names, k, inp.label), width="stretch")
+st.caption(view.entropy_caption(probs))

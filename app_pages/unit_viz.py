@@ -1,12 +1,11 @@
 """What a unit wants to see: activation maximization, animated, beside the dataset patches
 that excite the same unit most."""
 
-import numpy as np
 import streamlit as st
 
-from ui import state, widgets
-from ui import unit_viz as uv
-from vizcore import actmax, patches, render
+from ui import cache, jobs, state, widgets
+from ui import unit_viz as view
+from vizcore import actmax
 
 st.title("What a unit wants to see")
 widgets.note(
@@ -71,47 +70,18 @@ params = actmax.AMParams(int(steps), float(lr), opt, float(tv), float(nw), int(n
 # ------------------------------------------------------------------------ activation maximization
 st.header("Activation maximization")
 what = f"`{layer}` {'class ' + info.class_names[unit] if is_output else f'unit {unit}'}"
-run_key = ("uv_run", mk, layer, unit, params)
-if big and not st.session_state.get("uv_go") == run_key:
-    st.caption(f"Each step on this {info.input_shape[0]}x{info.input_shape[1]} model costs "
-               "about a second on a CPU, so the optimisation runs when you ask.")
-    if st.button(f"Run {params.steps} steps for {what}", key="uv_go_btn", type="primary"):
-        st.session_state["uv_go"] = run_key
-        st.rerun()
-    res = None
-else:
-    bar = st.progress(0.0, text=f"Optimising the input for {what}...")
+res = None
+if jobs.gate(f"Run {params.steps} steps for {what}", "uv_go_btn", (mk, layer, unit, params),
+             auto=not big, hide_when_done=True, type="primary",
+             hint=f"Each step on this {info.input_shape[0]}x{info.input_shape[1]} model costs "
+                  "about a second on a CPU, so the optimisation runs when you ask."):
     try:
-        res = uv.maximize(mk, info, layer, unit, params,
-                          progress=lambda f: bar.progress(min(f, 1.0),
-                                                           text=f"Optimising... {f:.0%}"))
+        res = cache.maximize(info, layer, unit, params, f"Optimising the input for {what}...")
     except (ValueError, RuntimeError) as exc:
-        res = None
         st.error(f"Activation maximization failed: {exc}. Fix: lower the learning rate or "
                  "the number of steps, or choose another layer.")
-    bar.empty()
-
 if res is not None:
-    gain = res.final_value[0] - res.start_value[0]
-    st.caption(f"{what}: activation {res.start_value[0]:.4g} at the random start → "
-               f"**{res.final_value[0]:.4g}** after {params.steps} steps (+{gain:.4g}), "
-               f"{res.seconds:.1f} s.")
-    left, right = st.columns([1, 1])
-    with left:
-        st.plotly_chart(uv.animation_figure(res.frames[:, 0], res.frame_steps,
-                                            "The input during optimisation"),
-                        width="stretch", key="uv_anim")
-    with right:
-        label = "pre-activation" if res.kind == "dense" and params.linear else "activation"
-        st.plotly_chart(uv.curve_figure(res.values[:, 0], res.frame_steps,
-                                        float(res.start_value[0]), float(res.final_value[0]),
-                                        label), width="stretch", key="uv_curve")
-        name = f"{info.model.name}_{layer}_{unit}_actmax"
-        st.download_button("Download the animation (GIF)",
-                           uv.gif(res.frames[:, 0], res.frame_steps), f"{name}.gif",
-                           "image/gif", key="uv_dl_gif", icon=":material/download:")
-        widgets.downloads(name, render.upscale(res.images_uint8[0], 224), res.images[0],
-                          key="uv_result")
+    view.show_result(info, layer, unit, res, params, what)
 
 # ------------------------------------------------------------------------ dataset patches
 st.header("Dataset patches that excite this unit most")
@@ -120,40 +90,12 @@ if kind != "conv":
             "image. Pick a conv layer above to see them.")
 else:
     k = st.slider("Top-k images", 3, 16, 9, key="uv_k")
-    images, data_key, source = uv.patch_images(mk, info.input_shape)
-    rf = patches.receptive_field(info.model, layer)
-    pbar = st.progress(0.0, text=f"Running {len(images):,} images through `{layer}` (once)...")
     try:
-        peaks = patches.layer_peaks(info, layer, images, data_key,
-                                    progress=lambda f: pbar.progress(min(f, 1.0)))
-        top = patches.top_patches(info, peaks, images, unit, k)
+        top, peaks, source = cache.unit_patches(info, layer, unit, k)
     except ValueError as exc:
-        top = None
         st.error(f"Could not compute the patches: {exc}. Fix: choose another conv layer.")
-    pbar.empty()
-    if top is not None:
-        st.caption(f"{source}. A `{layer}` unit sees {rf.size[0]}x{rf.size[1]} input pixels "
-                   f"(receptive field), neighbouring units are {rf.jump[0]} pixels apart. "
-                   f"Each image counts once, at its strongest position; the pass took "
-                   f"{peaks.seconds:.1f} s and is cached, so other channels are instant.")
-        cols = min(k, 9 if not big else 4)
-        s_col, p_col = st.columns([1, 3])
-        with s_col:
-            st.markdown("**Synthetic (above)**")
-            if res is not None:
-                st.image(render.upscale(res.images_uint8[0], 224), width="stretch",
-                         caption=f"activation maximization of channel {unit}")
-            else:
-                st.caption("Run the optimisation above to compare.")
-        with p_col:
-            st.markdown("**Real: receptive-field crops, strongest first**")
-            st.image(uv.tiles_image(top.crops, cols), width="stretch",
-                     caption=" · ".join(f"#{i} ({v:.3g})" for i, v in
-                                        zip(top.indices, top.values)))
-            st.markdown("**Where in the image**")
-            st.image(uv.tiles_image(top.boxed, cols), width="stretch")
-        widgets.downloads(f"{info.model.name}_{layer}_{unit}_patches",
-                          uv.tiles_image(top.crops, cols), top.crops, key="uv_patches")
+    else:
+        view.show_patches(info, layer, unit, k, top, peaks, source, res, big)
 
 # ------------------------------------------------------------------------ filter atlas
 st.header("Filter atlas: early, middle and late conv layers")
@@ -165,28 +107,8 @@ else:
     a_steps = int(a2.number_input("Steps", 1, 2000, 10 if big else 100,
                                   key=f"uv_atlas_steps_{mk}"))
     a_params = actmax.AMParams(**{**params.as_dict(), "steps": a_steps})
-    akey = ("uv_atlas", mk, n_filters, a_params)
-    if big and st.session_state.get("uv_atlas_go") != akey:
-        if st.button("Build the atlas", key="uv_atlas_btn"):
-            st.session_state["uv_atlas_go"] = akey
-            st.rerun()
-        rows = None
-    else:
-        abar = st.progress(0.0, text="Building the atlas...")
-        rows = uv.atlas(mk, info, n_filters, a_params,
-                        progress=lambda f: abar.progress(min(f, 1.0),
-                                                          text=f"Building the atlas... {f:.0%}"))
-        abar.empty()
-    if rows:
-        st.caption("Each tile is the input that maximises one filter (same settings as above). "
-                   "Early filters respond to edges and colours, deeper ones to textures and "
-                   "parts, because they combine more of the image.")
-        for row in rows:
-            rf = patches.receptive_field(info.model, row.layer)
-            st.markdown(f"**`{row.layer}`**: filters {row.units[0]}-{row.units[-1]}, receptive "
-                        f"field {rf.size[0]}x{rf.size[1]} px")
-            st.image(uv.tiles_image(row.images, len(row.images), 96 if not big else 160),
-                     width="stretch")
-        tiles = np.concatenate([r.images for r in rows])
-        widgets.downloads(f"{info.model.name}_filter_atlas",
-                          uv.tiles_image(tiles, n_filters), tiles, key="uv_atlas")
+    if jobs.gate("Build the atlas", "uv_atlas_btn", (mk, n_filters, a_params), auto=not big,
+                 hide_when_done=True):
+        rows = cache.atlas(info, n_filters, a_params)
+        if rows:
+            view.show_atlas(info, rows, n_filters, big)

@@ -93,7 +93,7 @@ def bench_patches(info, layer: str) -> None:
     t0 = time.perf_counter()
     peaks = patches.layer_peaks(info, layer, images, f"bench:{len(images)}")
     cold = time.perf_counter() - t0
-    patches.clear_cache()
+    patches.clear_cache(info.model)
     t0 = time.perf_counter()
     peaks = patches.layer_peaks(info, layer, images, f"bench2:{len(images)}")
     warm = time.perf_counter() - t0

@@ -205,9 +205,9 @@ def vgg16(quick: bool) -> None:
     eng = get_engine(info)
     layer = info.conv_layers()[-1]
     key, kw = ("faster_score_cam", {"max_n": 64}) if quick else ("score_cam", {})
-    from vizcore.explain.cams import _acts_fn, score_cam_channels
+    from vizcore.explain.score_cam import score_cam_channels
 
-    acts = _acts_fn(eng, layer)(x1)[0].numpy()[0]
+    acts = eng.acts_fn(layer)(x1)[0].numpy()[0]
     k = len(score_cam_channels(acts, kw.get("max_n")))
     t = interleaved(
         {

@@ -39,9 +39,8 @@ def forward_fn(info):
     """Bare forward passes of a prepared batch through the same compiled probability function
     the occlusion code uses (so the comparison is only the occlusion overhead)."""
     from vizcore.explain import get_engine
-    from vizcore.explain.occlusion import _probs_fn
 
-    run = _probs_fn(get_engine(info))
+    run = get_engine(info).probs_fn()
 
     def forward(xs: np.ndarray, bs: int) -> None:
         for i in range(0, len(xs), bs):
@@ -53,7 +52,7 @@ def forward_fn(info):
 def part(info, x, patch: int, stride: int, sizes: list[int], repeats: int, loop_repeats: int,
          target_ms: float | None, target_ratio: float | None, title: str,
          warmup: int = 1) -> None:
-    from vizcore.explain.occlusion import occlusion_loop, occlusion_map, resolve_geometry
+    from vizcore.occlusion import occlusion_loop, occlusion_map, resolve_geometry
 
     (_, _), _, ys, xs = resolve_geometry(x.shape, patch, stride)
     n = len(ys) * len(xs)

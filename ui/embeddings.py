@@ -1,7 +1,7 @@
 """Plotly figures for the Embeddings page (no Streamlit here, so tests can build them).
 
 Every scatter point carries ``customdata = [sample position, dataset id, true name, predicted
-name, confidence]``; :func:`vizcore.embed.point_from_selection` reads the position back from a
+name, confidence]``; :func:`ui.selection.point_from_selection` reads the position back from a
 selection event.
 """
 

@@ -1,17 +1,31 @@
-"""Widgets shared by pages that show attribution maps: parameter forms, overlays, cached runs."""
+"""The Explain page's pieces: parameter forms, the class picker, runs of several methods, the map
+cells, and the faithfulness and sanity checks (computed under a progress bar)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 
-from vizcore import render
-from vizcore.explain import REGISTRY, Explanation, MethodSpec, explain
+from ui import cache, figures, widgets
+from ui.progress import progress
+from vizcore import data, render
+from vizcore.explain import REGISTRY
 from vizcore.models import ModelInfo
 
 
-def param_widgets(spec: MethodSpec, key_prefix: str, show_advanced: bool = False) -> dict:
+def methods_for(info: ModelInfo) -> tuple[list[str], dict[str, str], list[str]]:
+    """(keys of the methods that apply to ``info``, {key: why not} for the others, the default
+    choice: up to three of Grad-CAM, SmoothGrad, LRP composite and CAM)."""
+    why = {k: s.applies_to(info) for k, s in REGISTRY.items()}
+    available = [k for k, (ok, _) in why.items() if ok]
+    default = [k for k in ("gradcam", "smoothgrad", "lrp_composite", "cam") if k in available]
+    return available, {k: r for k, (ok, r) in why.items() if not ok}, default[:3]
+
+
+def param_widgets(spec, key_prefix: str, show_advanced: bool = False) -> dict:
     """One widget per parameter of a method (defaults from its paper); returns the values."""
     values = {}
     for p in spec.params:
@@ -40,61 +54,6 @@ def param_widgets(spec: MethodSpec, key_prefix: str, show_advanced: bool = False
     return values
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def cached_explain(model_key: str, _info: ModelInfo, x: np.ndarray, method: str,
-                   target: int | None, layer: str | None,
-                   params: tuple[tuple[str, object], ...]) -> Explanation:
-    """:func:`vizcore.explain.explain`, cached per (model, image, method, target, layer, params)."""
-    return explain(_info, x, method, target=target, layer=layer, **dict(params))
-
-
-def run_methods(info: ModelInfo, x: np.ndarray, keys: list[str], target: int | None,
-                layer: str | None, params: dict[str, dict]) -> dict[str, Explanation | str]:
-    """Explain with several methods under one progress bar; errors become messages."""
-    out: dict[str, Explanation | str] = {}
-    bar = st.progress(0.0, text="Computing explanations...") if len(keys) > 1 else None
-    for i, key in enumerate(keys):
-        if bar is not None:
-            bar.progress(i / len(keys), text=f"Computing {REGISTRY[key].name}...")
-        try:
-            out[key] = cached_explain(info.key, info, x, key, target, layer,
-                                      tuple(sorted(params.get(key, {}).items())))
-        except (ValueError, KeyError, TypeError) as exc:
-            out[key] = f"{REGISTRY[key].name} could not run: {exc}"
-    if bar is not None:
-        bar.empty()
-    return out
-
-
-def overlay_figure(raw: np.ndarray, heat: np.ndarray, opacity: float, title: str = "",
-                   colorscale: str = "Jet", height: int = 300) -> go.Figure:
-    """The image with the [0, 1] heatmap laid over it and a colour bar (plotly, hover values)."""
-    rgb = render.to_rgb(raw)
-    fig = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=heat, colorscale=colorscale, zmin=0, zmax=1, opacity=opacity,
-                             colorbar=dict(thickness=10, len=0.9, title=""),
-                             hovertemplate="x=%{x} y=%{y}: %{z:.2f}<extra></extra>"))
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, scaleanchor="x", autorange="reversed")
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=28 if title else 0, b=0),
-                      title=dict(text=title, font=dict(size=13)) if title else None)
-    return fig
-
-
-def signed_figure(signed: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
-    """A signed map (summed over channels) on a diverging scale centred at 0."""
-    a = signed.sum(axis=-1) if signed.ndim == 3 else signed
-    m = float(np.abs(a).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=a, colorscale="RdBu_r", zmin=-m, zmax=m, zmid=0,
-                               colorbar=dict(thickness=10, len=0.9),
-                               hovertemplate="x=%{x} y=%{y}: %{z:.3g}<extra></extra>"))
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, scaleanchor="x", autorange="reversed")
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=28 if title else 0, b=0),
-                      title=dict(text=title, font=dict(size=13)) if title else None)
-    return fig
-
-
 def target_picker(info: ModelInfo, probs: np.ndarray, key: str) -> int | None:
     """'Predicted class' or any class, ordered by probability; returns None for predicted."""
     order = [int(i) for i in np.argsort(-probs, kind="stable")]  # ties: lowest index first,
@@ -108,3 +67,128 @@ def target_picker(info: ModelInfo, probs: np.ndarray, key: str) -> int | None:
 
     return st.selectbox("Explain which class?", options, format_func=fmt, key=key,
                         help="Ask 'where is the cat?' and 'where is the dog?' in the same image.")
+
+
+def _frozen(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def settings_key(keys, params: dict[str, dict]) -> tuple:
+    """The methods ``keys`` and their parameters, hashable (part of a session key)."""
+    return tuple((k, _frozen(params.get(k, {}))) for k in keys)
+
+
+def run_methods(info: ModelInfo, x: np.ndarray, keys: list[str], target: int | None,
+                layer: str | None, params: dict[str, dict]) -> dict:
+    """Explain with several methods (cached) under one progress bar; errors become messages."""
+    out: dict = {}
+    one = nullcontext(lambda *args: None)  # a single method needs no bar
+    with progress("Computing explanations...") if len(keys) > 1 else one as bar:
+        for i, key in enumerate(keys):
+            bar(i / len(keys), f"Computing {REGISTRY[key].name}...")
+            try:
+                out[key] = cache.explain(info.key, info, x, key, target, layer,
+                                         _frozen(params.get(key, {})))
+            except (ValueError, KeyError, TypeError) as exc:
+                out[key] = f"{REGISTRY[key].name} could not run: {exc}"
+    return out
+
+
+def show_map(info: ModelInfo, raw: np.ndarray, key: str, res, opacity: float,
+             show_signed: bool) -> None:
+    """One method's cell: its map over the image, the signed map, notes and downloads."""
+    spec = REGISTRY[key]
+    st.subheader(spec.name)
+    if isinstance(res, str):
+        st.error(res)
+        return
+    if res.stats.get("blank"):
+        st.warning(f"This map is numerically zero (largest value {res.stats['peak']:.1e}): the "
+                   "model gives this method no signal here (a dead or saturated network, or a "
+                   "class with no evidence). It is shown blank rather than as amplified rounding "
+                   "noise.", icon=":material/block:")
+    st.plotly_chart(figures.heatmap_figure(res.heatmap, raw, opacity=opacity, zmin=0.0, zmax=1.0,
+                                           height=300), width="stretch", key=f"xp_ov_{key}")
+    if show_signed and res.signed is not None:
+        st.plotly_chart(figures.heatmap_figure(res.signed, signed=True, title="signed map",
+                                               height=300), width="stretch", key=f"xp_sg_{key}")
+    if "score" in res.stats:
+        from vizcore.explain.lrp import describe_stats
+
+        st.caption(describe_stats(res.stats))
+    st.caption(f"{spec.note} *Cost: {spec.cost}; took {res.seconds * 1000:.0f} ms"
+               + (f" at layer `{res.layer}`" if res.layer else "") + ".*")
+    png = render.overlay(render.upscale(raw, 224), res.heatmap, opacity)
+    widgets.downloads(f"{key}_{info.class_names[res.target]}", png,
+                      res.signed if res.signed is not None else res.heatmap, key=key)
+
+
+# --------------------------------------------------------------------------- faithfulness
+
+
+def faithfulness(info: ModelInfo, x: np.ndarray, results: dict, steps: int,
+                 target: int) -> dict:
+    """Deletion and insertion curves of every map in ``results`` (key -> Explanation)."""
+    from vizcore.explain import metrics
+
+    curves = {}
+    with progress("Deletion and insertion curves...") as bar:
+        for i, (key, res) in enumerate(results.items()):
+            curves[key] = metrics.deletion_insertion(info, x, res, steps=steps, target=target)
+            bar((i + 1) / len(results), f"{REGISTRY[key].name} done")
+    return curves
+
+
+def faithfulness_table(curves: dict) -> pd.DataFrame:
+    """One row per method: both areas and their difference, most faithful first."""
+    return pd.DataFrame([{"method": REGISTRY[k].name, "deletion AUC (lower is better)":
+                          c.deletion_auc, "insertion AUC (higher is better)": c.insertion_auc,
+                          "insertion - deletion": c.insertion_auc - c.deletion_auc}
+                         for k, c in curves.items()]).sort_values("insertion - deletion",
+                                                                  ascending=False)
+
+
+def dataset_scores(info: ModelInfo, n: int, keys: list[str],
+                   params: dict[str, dict]) -> pd.DataFrame:
+    """Mean faithfulness of each method over ``n`` balanced images of the dataset matching the
+    model (Fashion-MNIST, else the photos), as a table."""
+    from vizcore.explain import metrics
+
+    ds = cache.load_dataset("fashion_mnist" if info.class_names == data.FASHION_CLASSES
+                            else "photos")
+    h, w, c = info.input_shape
+    raws = np.stack([data.fit_image(ds.images[i], (h, w), c, invert=False)
+                     for i in ds.balanced_sample(n, seed=0)])
+    with progress(f"Scoring {len(keys)} methods on {len(raws)} images...") as bar:
+        summary = metrics.dataset_faithfulness(
+            info, info.preprocess(raws), list(keys), steps=20,
+            params={k: params.get(k, {}) for k in keys}, progress=bar)
+    return pd.DataFrame([{"method": REGISTRY[k].name, **v} for k, v in summary.items()])
+
+
+# --------------------------------------------------------------------------- sanity check
+
+
+def randomisation(info: ModelInfo, x: np.ndarray, keys: list[str], target: int,
+                  params: dict[str, dict]):
+    """Adebayo et al.'s cascading randomisation check of the methods ``keys``."""
+    from vizcore.explain import metrics
+
+    with progress("Randomising layers from the top...") as bar:
+        return metrics.randomisation_check(info, x, list(keys), target=target,
+                                           params={k: params.get(k, {}) for k in keys},
+                                           progress=bar)
+
+
+def show_randomisation(res) -> None:
+    """Each method's maps as more layers are randomised, and their similarity curves."""
+    for key in res.methods:
+        st.markdown(f"**{REGISTRY[key].name}**: maps as more layers are randomised "
+                    "(left: original model)")
+        tiles = np.stack([res.maps[(s, key)] for s in ["original", *res.layers]])
+        st.image(render.upscale(render.grid(tiles, cols=len(tiles), cmap="jet",
+                                            normalize_each=True), 96), width="stretch")
+    st.plotly_chart(figures.randomisation_figure(res, {k: REGISTRY[k].name for k in res.methods}),
+                    width="stretch", key="xp_sanity_fig")
+    if res.skipped:
+        st.caption("Skipped: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))

@@ -1,4 +1,8 @@
-"""Session state and cached loaders: the only place pages get the model and the input from."""
+"""Session state: the model and the input the user picked, and the current prediction.
+
+The only place pages get the model and the input from. The loaders behind them (models, uploads,
+datasets) are cached in :mod:`ui.cache`; session state holds keys and small records only.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from ui.cache import (
+    UploadGone,
+    fit_image,
+    load_dataset,
+    load_model,
+    load_upload,
+    vgg16_weights_path,
+)
+from ui.cache import digest as array_digest
 from vizcore import data, models
 
 MODEL_KEY = "vz_model_key"
@@ -17,57 +30,6 @@ UPLOAD_DIGESTS_KEY = "vz_upload_digests"  # {uploader file id: content digest}
 FLASH_KEY = "vz_flash"
 INVERT_KEY = "vz_invert"
 DEFAULT_MODEL = "fashion_vgg"
-
-
-# --------------------------------------------------------------------------- cached loaders
-
-
-@st.cache_resource(show_spinner="Loading the model (once per server)...")
-def load_model(key: str) -> models.ModelInfo:
-    """A built-in model or VGG16, loaded once per process and shared by all sessions."""
-    if key in models.BUILTIN:
-        return models.load_builtin(key)
-    if key == "vgg16":
-        return models.load_vgg16("auto")
-    if key == "vgg16-random":
-        return models.load_vgg16("random")
-    raise KeyError(key)
-
-
-class UploadGone(models.ModelLoadError):
-    """An uploaded model left the server's cache (too many models loaded); upload it again."""
-
-
-@st.cache_resource(show_spinner="Checking your model file...", max_entries=12)
-def load_upload(digest: str, _data: bytes | None, filename: str, scaling: str | None,
-                class_names: tuple[str, ...] | None,
-                input_size: tuple[int, int] | None) -> models.ModelInfo:
-    """A user's model, loaded once per process for its content and settings.
-
-    The cache key is the file's content hash (``digest``), the name (for the label only), the
-    scaling, the class names and the input size; the bytes are not hashed again. Sessions that
-    upload the same file with the same settings share one model; two different files with the
-    same name never do. Called with ``_data=None`` it only looks the model up.
-
-    Raises:
-        UploadGone: ``_data`` is None and the model is no longer cached.
-        models.ModelLoadError: the file cannot be used (the message says why and the fix).
-    """
-    if _data is None:  # an exception is not cached, so a later upload loads it again
-        raise UploadGone(f"'{filename}' is no longer loaded on the server.")
-    return models.load_user_model(_data, filename, scaling,
-                                  list(class_names) if class_names else None, input_size, digest)
-
-
-@st.cache_data(show_spinner="Loading the dataset...", max_entries=8)
-def load_dataset(name: str) -> data.Dataset:
-    return data.load_dataset(name)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def vgg16_weights_path() -> str | None:
-    found = models.find_vgg16_weights()
-    return str(found) if found else None
 
 
 # --------------------------------------------------------------------------- models
@@ -244,6 +206,11 @@ class InputImage:
     title: str
     label: int | None
 
+    @property
+    def digest(self) -> str:
+        """A content hash of the image (for cache and session keys: never its title)."""
+        return array_digest(self.raw)
+
 
 def default_source() -> dict:
     return {"kind": "dataset", "dataset": "fashion_mnist", "index": 0}
@@ -281,16 +248,11 @@ def current_input(info: models.ModelInfo | None = None) -> InputImage:
     if invert is None and c == 1:
         # dataset images and drawings are already bright-on-black; uploads are auto-detected
         invert = False if source["kind"] == "dataset" else source.get("invert")
-    raw = _fit_cached(img, h, w, c, invert)
+    raw = fit_image(img, h, w, c, invert)
     # the true label means something only when the dataset's classes are the model's classes
     if ds_name is None or not _same_classes(ds_name, info):
         label = None
     return InputImage(raw, info.preprocess(raw), title, label)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _fit_cached(img: np.ndarray, h: int, w: int, c: int, invert: bool | None) -> np.ndarray:
-    return data.fit_image(img, (h, w), c, invert=invert)
 
 
 def _same_classes(ds_name: str, info: models.ModelInfo) -> bool:
@@ -299,6 +261,12 @@ def _same_classes(ds_name: str, info: models.ModelInfo) -> bool:
     if ds_name in ("mnist", "digits"):
         return info.num_classes == 10 and info.class_names != data.FASHION_CLASSES
     return False
+
+
+def predict(info: models.ModelInfo, inp: InputImage) -> tuple[np.ndarray, int]:
+    """(class probabilities of the input, the predicted class): one forward pass."""
+    probs = info.forward(inp.x[None])[0]
+    return probs, int(np.argmax(probs))
 
 
 def input_sidebar(info: models.ModelInfo) -> None:

@@ -33,7 +33,6 @@ import copy
 import io
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -49,18 +48,10 @@ from tf_keras_vis.utils.scores import Score
 
 Progress = Callable[[float], None] | None
 
-#: Model input ranges (low, high) per scaling of :data:`vizcore.models.SCALINGS`.
-INPUT_RANGES = {
-    "0..1": (0.0, 1.0),
-    "-1..1": (-1.0, 1.0),
-    "caffe": (-123.68, 255.0 - 103.939),
-    "none": (0.0, 255.0),
-}
 
 CONV_KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 DENSE_KINDS = ("Dense",)
 
-_VIZ: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------------- parameters
@@ -112,7 +103,9 @@ class AMParams:
 
 def input_range(info) -> tuple[float, float]:
     """(low, high) of the model input for ``info.scaling``."""
-    return INPUT_RANGES.get(info.scaling, (0.0, 255.0))
+    from vizcore.models import input_range as scaling_range
+
+    return scaling_range(info.scaling)
 
 
 def default_params(info) -> AMParams:
@@ -527,21 +520,22 @@ def visualizer(model, layer: str, linear: bool = True) -> UnitVisualizer:
     Building extracts a sub-model over the shared graph (no clone, nothing modified); the first
     call of a batch shape traces the compiled step (about a second for the small CNN).
     """
+    from vizcore.engine import get_engine
     from vizcore.graph import graph_of
 
     kind = layer_kind(model, layer)
     linear = bool(linear and kind == "dense")
-    per_model = _VIZ.setdefault(model, {})
-    key = (layer, linear)
-    if key not in per_model:
+
+    def build():
         t0 = time.perf_counter()
         modifier = ExtractLayerInput(layer) if linear else ExtractLayerOutput(layer)
         am = CompiledActivationMaximization(model, model_modifier=modifier)
         viz = UnitVisualizer(layer, kind, linear, am)
         viz._layer = graph_of(model).layer(layer)
         viz.seconds_to_build = time.perf_counter() - t0
-        per_model[key] = viz
-    return per_model[key]
+        return viz
+
+    return get_engine(model).cached(("actmax", layer, linear), build)
 
 
 # --------------------------------------------------------------------------- results

@@ -17,7 +17,7 @@ to the valid pixel range of the model's scaling (0..1, -1..1, caffe's mean-subtr
 so it is always an image one could save as 8-bit pixels (up to rounding).
 
 Losses use the logits of the model's linear head (the pre-softmax scores, see
-:func:`vizcore.explain.base.linear_head`): cross-entropy from logits is numerically stable even
+:meth:`vizcore.engine.Engine.head`): cross-entropy from logits is numerically stable even
 where the softmax saturates. All loops run in compiled ``tf.function``\\ s with fixed input
 signatures and class indices passed as tensors, batched; the shared model is never changed.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vizcore.explain.base import Engine, cap_batch, get_engine
+from vizcore.engine import Engine, cap_batch, get_engine
 
 Progress = Callable[[float], None] | None
 
@@ -84,7 +84,7 @@ def _pgd_fn(engine: Engine):
     def build():
         import tensorflow as tf
 
-        tap, (_, to_logits) = engine.tapped(None), engine.head()
+        tap, to_logits = engine.trunk()
         lo, hi = (tf.constant(b) for b in engine.input_bounds())
         c = engine.input_shape[-1]
         vec = tf.TensorSpec([c], tf.float32)
@@ -341,7 +341,7 @@ def _patch_fns(engine: Engine):
     def build():
         import tensorflow as tf
 
-        tap, (_, to_logits) = engine.tapped(None), engine.head()
+        tap, to_logits = engine.trunk()
         lo, hi = (tf.constant(b) for b in engine.input_bounds())
         h, w, c = engine.input_shape
 

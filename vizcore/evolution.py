@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from vizcore.data import FASHION_CLASSES, DataUnavailable, load_fashion_mnist
+from vizcore.train import batch_callback
 from vizcore.transfer import SHIPPED_RUNS_DIR, USER_RUNS_DIR
 
 #: Layers whose feature maps of the fixed image are recorded.
@@ -384,23 +385,12 @@ def record_evolution(epochs: int = 8, train_size: int = 6000, *, batch_size: int
 
     steps = int(np.ceil(len(tr_idx) / batch_size))
 
-    class _Stop(keras.callbacks.Callback):
-        stopped = False
-
-        def __init__(self, epoch: int):
-            super().__init__()
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            report((self.epoch - 1 + (batch + 1) / steps) / epochs * (1 - 1 / steps_total)
-                   + 1 / steps_total, f"Training epoch {self.epoch} of {epochs}...")
-            if stop():
-                self.stopped = True
-                self.model.stop_training = True
-
     stopped = False
     for epoch in range(1, epochs + 1):
-        cb = _Stop(epoch)
+        cb = batch_callback(
+            lambda b, e=epoch: report((e - 1 + (b + 1) / steps) / epochs * (1 - 1 / steps_total)
+                                      + 1 / steps_total, f"Training epoch {e} of {epochs}..."),
+            stop)
         h = model.fit(x_tr, y_tr, batch_size=batch_size, epochs=1, shuffle=True, verbose=0,
                       validation_data=(x_val, y_val), callbacks=[cb])
         if cb.stopped or stop():

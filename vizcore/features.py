@@ -1,18 +1,15 @@
 """Filters, feature maps and layer activations.
 
-Tapped models (the shared model's graph, read at chosen layers) are built once per
-(model, layers) and cached; the shared model itself is never modified.
+Tapped models (the shared model's graph, read at chosen layers) come from the model's engine
+(:mod:`vizcore.engine`), built once per (model, layers); the shared model is never modified.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-_TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def layer_table(model) -> list[dict]:
@@ -65,36 +62,18 @@ def graph_dot(model, rankdir: str = "TB", max_layers: int = GRAPH_MAX_LAYERS) ->
 
 
 def tapped_model(model, layer_names: Sequence[str]):
-    """A functional model returning the outputs of ``layer_names`` (cached per model)."""
-    import tensorflow as tf
+    """A compiled ``x -> outputs of layer_names`` (the model engine's ``tap_fn``, built once)."""
+    from vizcore.engine import get_engine
 
-    from vizcore.graph import graph_of
-
-    key = tuple(layer_names)
-    per_model = _TAPS.setdefault(model, {})
-    if key not in per_model:
-        g = graph_of(model)
-        missing = [n for n in key if n not in g]
-        if missing:
-            raise KeyError(f"no layer named {missing[0]!r} in model {model.name!r}")
-        tap = g.tap(key)
-        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
-        per_model[key] = tf.function(lambda x: tap(x, training=False), input_signature=[spec])
-    return per_model[key]
+    return get_engine(model).tap_fn(layer_names)
 
 
 def activations(model, layer_names: Sequence[str], x: np.ndarray,
                 batch_size: int = 128) -> dict[str, np.ndarray]:
     """Outputs of the named layers for a float32 batch (N, H, W, C) in model range."""
-    fn = tapped_model(model, layer_names)
-    x = np.asarray(x, np.float32)
-    parts: list[list[np.ndarray]] = [[] for _ in layer_names]
-    for i in range(0, len(x), batch_size):
-        outs = fn(x[i : i + batch_size])
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        for p, o in zip(parts, outs):
-            p.append(o.numpy())
-    return {n: np.concatenate(p) for n, p in zip(layer_names, parts)}
+    from vizcore.engine import get_engine
+
+    return get_engine(model).activations(layer_names, x, batch_size)
 
 
 @dataclass

@@ -74,7 +74,6 @@ class ModelInfo:
     card: dict = field(default_factory=dict)
     kind: str = "builtin"
     outputs_probabilities: bool | None = None
-    _forward: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from vizcore.graph import graph_of, normalise
@@ -115,23 +114,9 @@ class ModelInfo:
 
     def forward(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Class probabilities (N, K) for a float32 batch in model range, batched, compiled."""
-        import tensorflow as tf
+        from vizcore.engine import get_engine
 
-        if self._forward is None:
-            model, probs = self.model, self.outputs_probabilities
-            spec = tf.TensorSpec([None, *self.input_shape], tf.float32)
-
-            @tf.function(input_signature=[spec])
-            def fwd(t):
-                y = model(t, training=False)
-                return y if probs else tf.nn.softmax(y, axis=-1)
-
-            self._forward = fwd
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        out = [self._forward(x[i : i + batch_size]).numpy() for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+        return get_engine(self).probabilities(x, batch_size)
 
     def predict_raw(self, raw: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Probabilities for uint8 image(s) at the model's input size."""
@@ -181,6 +166,20 @@ def scale_pixels(raw: np.ndarray, scaling: str) -> np.ndarray:
     if scaling == "none":
         return x
     raise ValueError(f"unknown scaling {scaling!r}; choose one of {list(SCALINGS)}")
+
+
+def input_bounds(scaling: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest model-range value of each input channel for ``scaling``, (C,) each
+    (the input-range table: black and white pixels through :func:`scale_pixels`)."""
+    lo = scale_pixels(np.zeros((1, 1, channels), np.uint8), scaling).reshape(-1)
+    hi = scale_pixels(np.full((1, 1, channels), 255, np.uint8), scaling).reshape(-1)
+    return np.minimum(lo, hi).astype(np.float32), np.maximum(lo, hi).astype(np.float32)
+
+
+def input_range(scaling: str) -> tuple[float, float]:
+    """(low, high) of the model input over all channels for ``scaling``."""
+    lo, hi = input_bounds(scaling, 3 if scaling == "caffe" else 1)
+    return float(lo.min()), float(hi.max())
 
 
 def unscale_pixels(x: np.ndarray, scaling: str) -> np.ndarray:

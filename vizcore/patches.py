@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ _IDENTITY = {
 _CONV = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"}
 _POOL = {"MaxPooling2D", "AveragePooling2D"}
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CACHE_MAX = 16
 _LOCK = threading.RLock()
 
@@ -189,25 +187,26 @@ class LayerPeaks:
 
 
 def _peaks_fn(model, layer: str):
-    """A compiled ``x -> (max, argmax)`` over the spatial positions of ``layer`` (cached)."""
-    import tensorflow as tf
+    """A compiled ``x -> (max, argmax)`` over the spatial positions of ``layer`` (built once,
+    in the model's engine)."""
+    from vizcore.engine import get_engine
 
-    from vizcore.graph import graph_of
+    engine = get_engine(model)
 
-    per = _CACHE.setdefault(model, OrderedDict())
-    key = ("fn", layer)
-    if key not in per:
-        sub = graph_of(model).tap([layer])
-        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+    def build():
+        import tensorflow as tf
 
-        @tf.function(input_signature=[spec])
+        sub = engine.graph.tap([layer])
+
+        @tf.function(input_signature=[engine.spec_batch()])
         def fn(x):
             a = sub(x, training=False)
             flat = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
             return tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int32)
 
-        per[key] = fn
-    return per[key]
+        return fn
+
+    return engine.cached(("peaks_fn", layer), build)
 
 
 def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, batch_size: int = 256,
@@ -225,10 +224,12 @@ def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, batch_size:
     Cost: one forward pass per image up to ``layer``, batched; memory 8 bytes per image and
     channel for the result.
     """
+    from vizcore.engine import get_engine
+
     model = info.model
+    per = get_engine(model).cached("peaks_results", OrderedDict)
+    key = (layer, data_key)
     with _LOCK:
-        per = _CACHE.setdefault(model, OrderedDict())
-        key = ("peaks", layer, data_key)
         if key in per:
             per.move_to_end(key)
             return per[key]
@@ -255,9 +256,8 @@ def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, batch_size:
                        (h, w), time.perf_counter() - t0)
     with _LOCK:
         per[key] = peaks
-        while sum(1 for k in per if k[0] == "peaks") > _CACHE_MAX:
-            oldest = next(k for k in per if k[0] == "peaks")
-            del per[oldest]
+        while len(per) > _CACHE_MAX:
+            per.popitem(last=False)
     return peaks
 
 
@@ -360,7 +360,9 @@ def top_patches(info, peaks: LayerPeaks, images: np.ndarray, channel: int,
                       crops, boxed, rf)
 
 
-def clear_cache() -> None:
-    """Forget every cached pass and compiled function."""
+def clear_cache(model) -> None:
+    """Forget the peak passes cached for ``model`` (its compiled functions stay)."""
+    from vizcore.engine import get_engine
+
     with _LOCK:
-        _CACHE.clear()
+        get_engine(model).cached("peaks_results", OrderedDict).clear()

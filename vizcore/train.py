@@ -14,6 +14,25 @@ from vizcore.data import ASSETS, load_fashion_mnist
 MODELS_DIR = ASSETS / "models"
 
 
+def batch_callback(on_batch: Callable[[int], None] | None, stop: Callable[[], bool]):
+    """The one Keras callback for long fits: ``on_batch(i)`` after each training batch ``i``
+    (progress), and a clean stop (``model.stop_training``) as soon as ``stop()`` is true; the
+    callback's ``stopped`` attribute says whether it stopped the fit."""
+    import keras
+
+    class BatchCallback(keras.callbacks.Callback):
+        stopped = False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if on_batch is not None:
+                on_batch(batch)
+            if stop():
+                self.stopped = True
+                self.model.stop_training = True
+
+    return BatchCallback()
+
+
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random horizontal flips (clothes are left-right symmetric; costs nothing)."""
     out = x.copy()

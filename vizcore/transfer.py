@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from vizcore.data import ASSETS, DIGIT_CLASSES, Dataset, DataUnavailable, ImageError
+from vizcore.train import batch_callback
 
 ROOT = ASSETS.parent
 #: Runs shipped with vizcore (read-only).
@@ -576,19 +577,10 @@ def run_comparison(task: TaskData, config: TransferConfig, source, *, on_epoch: 
     steps = int(np.ceil(len(data.y_train) / config.batch_size))
     total = 2 * config.epochs * steps
 
-    class _Batches(keras.callbacks.Callback):
-        stopped = False
-
-        def __init__(self, done_before: int):
-            super().__init__()
-            self.done_before = done_before
-
-        def on_train_batch_end(self, batch, logs=None):
-            if on_batch is not None:
-                on_batch(comp, min(1.0, (self.done_before + batch + 1) / total))
-            if stop():
-                self.stopped = True
-                self.model.stop_training = True
+    def progress_from(done_before: int):
+        if on_batch is None:
+            return None
+        return lambda b: on_batch(comp, min(1.0, (done_before + b + 1) / total))
 
     def evaluate() -> None:
         for kind in RUN_KINDS:
@@ -604,7 +596,7 @@ def run_comparison(task: TaskData, config: TransferConfig, source, *, on_epoch: 
                     comp.stopped = True
                     break
                 done = sum(r.epochs_done for r in comp.runs.values()) * steps
-                cb = _Batches(done)
+                cb = batch_callback(progress_from(done), stop)
                 t0 = time.perf_counter()
                 h = models[kind].fit(data.x_train, data.y_train, batch_size=config.batch_size,
                                      epochs=1, validation_data=(data.x_val, data.y_val),

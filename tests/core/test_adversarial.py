@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.core.explain_fixtures import _info, ex_blobs, ex_cnn  # noqa: F401
-from tests.helpers import assert_weights_equal, weights_snapshot
+from tests.helpers import assert_weights_equal, make_info, weights_snapshot
 from vizcore import adversarial as adv
 
 
-def test_fgsm_raises_the_loss_and_stays_in_range(ex_cnn, ex_blobs):  # noqa: F811
+def test_fgsm_raises_the_loss_and_stays_in_range(ex_cnn, ex_blobs):
     x, y = ex_blobs
     snap = weights_snapshot(ex_cnn.model)
     eps = 4 / 255
@@ -28,7 +27,7 @@ def test_fgsm_raises_the_loss_and_stays_in_range(ex_cnn, ex_blobs):  # noqa: F81
     assert_weights_equal(ex_cnn.model, snap)
 
 
-def test_fgsm_is_batched_consistently(ex_cnn, ex_blobs):  # noqa: F811
+def test_fgsm_is_batched_consistently(ex_cnn, ex_blobs):
     x = ex_blobs[0]
     a = adv.fgsm(ex_cnn, x, 0.05, batch_size=3)
     b = adv.fgsm(ex_cnn, x, 0.05, batch_size=256)
@@ -45,7 +44,7 @@ def test_caffe_scaling_is_clipped_per_channel():
     inp = keras.Input((8, 8, 3))
     h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     out = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h))
-    info = _info(keras.Model(inp, out), "rgb", scaling="caffe")
+    info = make_info(keras.Model(inp, out), "rgb", scaling="caffe")
     raw = np.random.RandomState(0).randint(0, 256, (4, 8, 8, 3)).astype(np.uint8)
     x = info.preprocess(raw)
     res = adv.pgd(info, x, 16 / 255, steps=5)
@@ -78,7 +77,7 @@ def test_targeted_pgd_reaches_its_target_on_the_default_cnn(shipped_vgg):
     assert res.x_adv.min() >= 0.0 and res.x_adv.max() <= 1.0
 
 
-def test_pgd_beats_fgsm_and_progress_reports(ex_cnn, ex_blobs):  # noqa: F811
+def test_pgd_beats_fgsm_and_progress_reports(ex_cnn, ex_blobs):
     x, y = ex_blobs
     seen = []
     p = adv.pgd(ex_cnn, x, 0.05, steps=20, labels=y, progress=seen.append)
@@ -88,11 +87,11 @@ def test_pgd_beats_fgsm_and_progress_reports(ex_cnn, ex_blobs):  # noqa: F811
     assert seen and seen[-1] == pytest.approx(1.0)
 
 
-def test_adversarial_patch_beats_no_patch(ex_cnn):  # noqa: F811
+def test_adversarial_patch_beats_no_patch(ex_cnn):
     """The fixture model classifies by the quadrant of a bright square; a patch optimised for
     class 3 in the bottom-right quadrant must make most held-out images of other classes say
     3, far above the rate without the patch."""
-    from tests.core.explain_fixtures import blob_data
+    from tests.helpers import blob_data
 
     xs, ys = blob_data(96, seed=7)
     snap = weights_snapshot(ex_cnn.model)
@@ -108,7 +107,7 @@ def test_adversarial_patch_beats_no_patch(ex_cnn):  # noqa: F811
     assert_weights_equal(ex_cnn.model, snap)
 
 
-def test_flip_rate_table(ex_cnn, ex_blobs):  # noqa: F811
+def test_flip_rate_table(ex_cnn, ex_blobs):
     x, y = ex_blobs
     t = adv.flip_rates(ex_cnn, x, y, [0.0, 0.02, 0.3], ["fgsm", "pgd"], pgd_steps=5)
     assert list(t["epsilon"]) == [0.0, 0.02, 0.3]

@@ -1,5 +1,5 @@
 """vizcore.embed: projections keep separated clusters apart, features have the right shapes,
-quality numbers match scikit-learn, a selected point maps back to its image, and the CLI."""
+quality numbers match scikit-learn, and the CLI."""
 
 import argparse
 
@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from vizcore import embed
+from vizcore.embed import projection
 
 
 def clusters(n=300, k=5, dim=20, sep=12.0, seed=0):
@@ -96,12 +97,12 @@ def test_tsne_snapshots_record_the_optimisation():
 
 def test_tsne_picks_fft_gradients_for_large_samples(monkeypatch):
     X, y = clusters(n=400)
-    monkeypatch.setattr(embed, "BH_BELOW", 300)
+    monkeypatch.setattr(projection, "BH_BELOW", 300)
     proj = embed.project(X, "tsne", iterations=100, snapshot_every=0)
     assert proj.params["gradient"] == "fft"
     assert proj.params["n_jobs"] == embed.tsne_threads(0) >= 1
     assert embed.quality(X, proj.coords, y, k=10).knn_2d >= 0.98
-    monkeypatch.setattr(embed, "BH_BELOW", 500)
+    monkeypatch.setattr(projection, "BH_BELOW", 500)
     assert embed.project(X, "tsne", iterations=20, snapshot_every=0).params["gradient"] == "bh"
 
 
@@ -185,40 +186,6 @@ def test_nearest_neighbours_exclude_the_point_and_are_sorted():
     brute = np.argsort(np.linalg.norm(X - X[7], axis=1))[1:6]
     np.testing.assert_array_equal(nb, brute)
     assert 7 not in nb and np.all(np.diff(d) >= 0)
-
-
-# --------------------------------------------------------------------------- selection
-
-
-def test_selecting_a_point_returns_its_image():
-    from ui.embeddings import scatter_figure
-    from vizcore.data import load_dataset
-
-    ds = load_dataset("fashion_mnist")
-    idx = embed.sample_indices(ds, 300, seed=0)
-    labels = ds.labels[idx]
-    rng = np.random.default_rng(0)
-    coords = rng.normal(size=(300, 2))
-    preds = labels.copy()
-    preds[::7] = (preds[::7] + 1) % 10  # some wrong predictions: their own trace
-    fig = scatter_figure(coords, labels, ds.class_names, preds, np.full(300, 0.9),
-                         ds.class_names, idx, selected=42)
-    for t, j in [(3, 5), (len(fig.data) - 2, 2), (len(fig.data) - 1, 0)]:
-        trace = fig.data[t]
-        cd = list(trace.customdata[j])
-        event = {"selection": {"points": [{"curve_number": t, "point_index": j,
-                                            "x": trace.x[j], "y": trace.y[j],
-                                            "customdata": cd}],
-                               "point_indices": [j], "box": [], "lasso": []}}
-        pos = embed.point_from_selection(event)
-        assert coords[pos, 0] == trace.x[j] and coords[pos, 1] == trace.y[j]
-        assert int(idx[pos]) == cd[1]
-        np.testing.assert_array_equal(ds.images[idx[pos]], ds.images[cd[1]])
-        assert ds.class_names[labels[pos]] == cd[2]
-    assert embed.point_from_selection({"selection": {"points": [{"customdata": [42]}]}}) == 42
-    assert fig.data[-1].name == "selected" and fig.data[-1].customdata[0][0] == 42
-    assert embed.point_from_selection({"selection": {"points": []}}) is None
-    assert embed.point_from_selection(None) is None
 
 
 def test_animation_has_one_frame_per_snapshot():

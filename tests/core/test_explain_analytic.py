@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.core.explain_fixtures import _info, ex_bias_free, ex_blobs, ex_gap  # noqa: F401
+from tests.helpers import make_info
 from vizcore.explain import explain, get_engine, normalize
 
 
@@ -20,7 +20,7 @@ def linear_info():
     model = keras.Model(inp, out)
     w = np.random.RandomState(0).normal(size=(64, 3)).astype(np.float32)
     model.layers[-1].set_weights([w, np.array([0.1, -0.2, 0.3], np.float32)])
-    return _info(model, "linear"), w
+    return make_info(model, "linear"), w
 
 
 @pytest.mark.parametrize("target", [0, 1, 2])
@@ -42,7 +42,7 @@ def test_linear_integrated_gradients_is_weight_times_input(linear_info):
 
 
 @pytest.mark.parametrize("method", ["lrp_epsilon", "lrp_zplus", "lrp_alphabeta_10"])
-def test_lrp_conserves_relevance_on_a_bias_free_relu_network(ex_bias_free, ex_blobs, method):  # noqa: F811
+def test_lrp_conserves_relevance_on_a_bias_free_relu_network(ex_bias_free, ex_blobs, method):
     engine = get_engine(ex_bias_free)
     for x in ex_blobs[0][:4]:
         e = explain(ex_bias_free, x, method)
@@ -51,14 +51,14 @@ def test_lrp_conserves_relevance_on_a_bias_free_relu_network(ex_bias_free, ex_bl
         assert abs(e.signed.sum() - logit) <= 0.01 * abs(logit), (e.signed.sum(), logit)
 
 
-def test_lrp_epsilon_absorbs_relevance_for_large_epsilon(ex_bias_free, ex_blobs):  # noqa: F811
+def test_lrp_epsilon_absorbs_relevance_for_large_epsilon(ex_bias_free, ex_blobs):
     x = ex_blobs[0][0]
     small = explain(ex_bias_free, x, "lrp_epsilon", epsilon=1e-6).signed.sum()
     large = explain(ex_bias_free, x, "lrp_epsilon", epsilon=1.0).signed.sum()
     assert abs(large) < abs(small)
 
 
-def test_integrated_gradients_completeness(ex_gap, ex_blobs):  # noqa: F811
+def test_integrated_gradients_completeness(ex_gap, ex_blobs):
     x = ex_blobs[0][0]
     engine = get_engine(ex_gap)
     e = explain(ex_gap, x, "integrated_gradients", steps=256)
@@ -66,7 +66,7 @@ def test_integrated_gradients_completeness(ex_gap, ex_blobs):  # noqa: F811
     assert e.signed.sum() == pytest.approx(lg[0] - lg[1], rel=0.03, abs=0.03)
 
 
-def test_cam_equals_gradcam_on_a_gap_model(ex_gap, ex_blobs):  # noqa: F811
+def test_cam_equals_gradcam_on_a_gap_model(ex_gap, ex_blobs):
     # For conv -> GAP -> Dense, Grad-CAM's weights are the Dense weights / (h*w): same map.
     for x in ex_blobs[0][:3]:
         a = explain(ex_gap, x, "cam")
@@ -75,7 +75,7 @@ def test_cam_equals_gradcam_on_a_gap_model(ex_gap, ex_blobs):  # noqa: F811
         np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-4)
 
 
-def test_gradcam_is_class_discriminative_and_guided_backprop_is_less(ex_gap, ex_blobs):  # noqa: F811
+def test_gradcam_is_class_discriminative_and_guided_backprop_is_less(ex_gap, ex_blobs):
     x = ex_blobs[0][0]
 
     def corr(method):

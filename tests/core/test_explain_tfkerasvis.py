@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.core.explain_fixtures import ex_blobs, ex_cnn, ex_gap  # noqa: F401
 from tests.helpers import assert_weights_equal, weights_snapshot
 from vizcore.explain import explain, normalize
 
@@ -36,7 +35,7 @@ def _score(t):
 
 
 @pytest.mark.parametrize("model", ["ex_cnn", "ex_gap"])
-def test_saliency_matches(model, request, ex_blobs):  # noqa: F811
+def test_saliency_matches(model, request, ex_blobs):
     from tf_keras_vis.saliency import Saliency
 
     info = request.getfixturevalue(model)
@@ -49,7 +48,7 @@ def test_saliency_matches(model, request, ex_blobs):  # noqa: F811
     assert_weights_equal(info.model, before)
 
 
-def test_smoothgrad_matches_with_the_same_seed(ex_cnn, ex_blobs):  # noqa: F811
+def test_smoothgrad_matches_with_the_same_seed(ex_cnn, ex_blobs):
     from tf_keras_vis.saliency import Saliency
 
     x = ex_blobs[0][0]
@@ -66,7 +65,7 @@ def test_smoothgrad_matches_with_the_same_seed(ex_cnn, ex_blobs):  # noqa: F811
 )
 @pytest.mark.parametrize("model", ["ex_cnn", "ex_gap"])
 @pytest.mark.parametrize("layer", [None, "conv2"])
-def test_gradient_cams_match(method, cls_name, model, layer, request, ex_blobs):  # noqa: F811
+def test_gradient_cams_match(method, cls_name, model, layer, request, ex_blobs):
     import tf_keras_vis.gradcam as gc
     import tf_keras_vis.gradcam_plus_plus as gpp
     import tf_keras_vis.layercam as lc
@@ -84,7 +83,7 @@ def test_gradient_cams_match(method, cls_name, model, layer, request, ex_blobs):
 
 
 @pytest.mark.parametrize("model", ["ex_cnn", "ex_gap"])
-def test_score_cam_matches(model, request, ex_blobs):  # noqa: F811
+def test_score_cam_matches(model, request, ex_blobs):
     from tf_keras_vis.scorecam import Scorecam
 
     info = request.getfixturevalue(model)
@@ -95,7 +94,7 @@ def test_score_cam_matches(model, request, ex_blobs):  # noqa: F811
     np.testing.assert_allclose(normalize(e.heatmap), normalize(theirs), atol=ATOL)
 
 
-def test_faster_score_cam_matches(ex_gap, ex_blobs):  # noqa: F811
+def test_faster_score_cam_matches(ex_gap, ex_blobs):
     from tf_keras_vis.scorecam import Scorecam
 
     vis = _tkv(ex_gap, Scorecam)
@@ -105,7 +104,7 @@ def test_faster_score_cam_matches(ex_gap, ex_blobs):  # noqa: F811
     np.testing.assert_allclose(normalize(e.heatmap), normalize(theirs), atol=ATOL)
 
 
-def test_guided_backprop_matches(ex_cnn, ex_blobs):  # noqa: F811
+def test_guided_backprop_matches(ex_cnn, ex_blobs):
     from tf_keras_vis.saliency import Saliency
     from tf_keras_vis.utils.model_modifiers import GuidedBackpropagation, ReplaceToLinear
 

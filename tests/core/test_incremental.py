@@ -1,4 +1,4 @@
-"""Incremental occlusion passes (vizcore.explain.incremental): the same probabilities as full
+"""Incremental occlusion passes (vizcore.incremental): the same probabilities as full
 forward passes, on layer geometries chosen to catch off-by-one errors, and windows that contain
 every value a patch changes."""
 
@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vizcore.explain import get_engine, incremental
-from vizcore.explain import occlusion as occ
+from vizcore import incremental
+from vizcore import occlusion as occ
+from vizcore.engine import get_engine
 from vizcore.models import ModelInfo
 
 

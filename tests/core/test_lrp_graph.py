@@ -21,9 +21,13 @@ from vizcore.explain import explain, get_engine
 from vizcore.explain.lrp import (
     PRESETS,
     RULES,
-    _lrp_fn,
+    LrpMethod,
+    Preset,
     build_plan,
+    compiled_pass,
     describe_stats,
+    get_preset,
+    get_rule,
     lrp_applies,
     propagate,
 )
@@ -62,7 +66,7 @@ def _app(name: str):
     return ModelInfo(name, name, _realistic(model), "-1..1", NAMES)
 
 
-def _info(model, key: str, scaling: str = "-1..1"):
+def make_info(model, key: str, scaling: str = "-1..1"):
     from vizcore.models import ModelInfo
 
     return ModelInfo(key, key, model, scaling, NAMES[: model.outputs[0].shape[-1]])
@@ -115,7 +119,7 @@ def residual_toy():
     x = L.Dropout(0.3)(L.GlobalAveragePooling2D(name="gap")(x))
     x = L.Dense(16, activation="relu", name="fc")(x)
     out = L.Dense(5, activation="softmax", name="predictions")(x)
-    return _info(_realistic(keras.Model(inp, out), 3), "residual_toy")
+    return make_info(_realistic(keras.Model(inp, out), 3), "residual_toy")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +144,7 @@ def separable_toy():
                           name="sep2")(x)
     x = L.GlobalMaxPooling2D(name="gmp")(x)
     out = L.Dense(5, name="logits")(x)
-    return _info(_realistic(keras.Model(inp, out), 4), "separable_toy")
+    return make_info(_realistic(keras.Model(inp, out), 4), "separable_toy")
 
 
 def _pixels_tail(inp, x):
@@ -165,7 +169,7 @@ def rescaling_pair():
     inp2 = keras.Input((12, 12, 3))
     outside = _pixels_tail(inp2, inp2)
     outside.set_weights(inside.get_weights())
-    return _info(inside, "rescaling_inside", "none"), _info(outside, "rescaling_outside")
+    return make_info(inside, "rescaling_inside", "none"), make_info(outside, "rescaling_outside")
 
 
 def _lrp0_reference(info, x: np.ndarray, target: int) -> tuple[float, np.ndarray, float]:
@@ -336,7 +340,7 @@ def test_normalization_in_front_conserves():
     keras.utils.set_random_seed(6)
     inp = keras.Input((12, 12, 3))
     norm = L.Normalization(mean=[120.0, 110.0, 100.0], variance=[3600.0, 3000.0, 4000.0])
-    info = _info(_realistic(_pixels_tail(inp, norm(inp)), 6), "normalised", "none")
+    info = make_info(_realistic(_pixels_tail(inp, norm(inp)), 6), "normalised", "none")
     raw = _image((12, 12, 3), seed=4, low=0, high=255)
     _assert_conserves(info, raw, epsilon=1e-6, nontrivial=False)
     for preset in PRESETS:
@@ -352,7 +356,7 @@ def test_zb_falls_back_to_zplus_when_the_first_conv_is_not_on_the_pixels():
     x = L.BatchNormalization(name="bn_in")(inp)
     x = L.Conv2D(4, 3, activation="relu", name="conv")(x)
     out = L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(x))
-    info = _info(_realistic(keras.Model(inp, out), 7), "bn_first")
+    info = make_info(_realistic(keras.Model(inp, out), 7), "bn_first")
     plan = build_plan(info.graph)
     (first,) = [s for s in plan.steps if s.first]
     assert first.name == "conv" and first.bounds_path is None
@@ -374,7 +378,7 @@ def test_a_nested_transfer_model_is_propagated_through_its_inlined_layers():
     base = keras.Model(inp, L.Add(name="base_add")([x, L.Conv2D(6, 1, name="base_proj")(x)]))
     model = keras.Sequential([keras.Input((12, 12, 3)), base, L.GlobalAveragePooling2D(),
                               L.Dense(5, activation="softmax")])
-    info = _info(_realistic(model, 9), "nested")
+    info = make_info(_realistic(model, 9), "nested")
     assert "base_bn" in info.graph and build_plan(info.graph).folded["base_conv"].name == "base_bn"
     _assert_conserves(info, _image((12, 12, 3), seed=7), epsilon=1e-6, nontrivial=False)
 
@@ -390,7 +394,7 @@ def test_the_explained_score_is_the_logit(head):
     z = L.Dense(4, name="dense_logits")(x)
     out = {"softmax_layer": L.Softmax(), "softmax_activation": L.Activation("softmax"),
            "logits": L.Activation("linear")}[head](z)
-    info = _info(_realistic(keras.Model(inp, out), 8), head)
+    info = make_info(_realistic(keras.Model(inp, out), 8), head)
     x = _image((8, 8, 1), seed=6, low=0, high=1)
     engine = get_engine(info)
     logits = engine.logits_fn()(x[None]).numpy()[0]
@@ -425,7 +429,7 @@ def test_unsupported_layers_are_refused_by_name(layer, expected):
            "swish": L.Conv2D(4, 3, activation="swish", name="swish"),
            "leaky": L.LeakyReLU(name="leaky"),
            "tanh": L.Activation("tanh", name="tanh")}[layer]
-    info = _info(_one_layer_model(lyr), layer)
+    info = make_info(_one_layer_model(lyr), layer)
     ok, reason = lrp_applies(info)
     assert not ok and expected in reason, reason
     with pytest.raises(ValueError, match="LRP does not support layer"):
@@ -438,7 +442,7 @@ def test_multiply_is_refused_by_name():
 
     inp = keras.Input((6, 6, 2))
     x = L.Multiply(name="gate")([inp, L.Conv2D(2, 1, activation="relu")(inp)])
-    info = _info(keras.Model(inp, L.Dense(3)(L.Flatten()(x))), "gated")
+    info = make_info(keras.Model(inp, L.Dense(3)(L.Flatten()(x))), "gated")
     ok, reason = lrp_applies(info)
     assert not ok and "layer 'gate' (Multiply)" in reason
 
@@ -453,13 +457,54 @@ def test_unknown_preset_or_rule_is_a_clear_error(residual_toy):
     assert set(RULES) >= {"epsilon", "zplus", "ab10", "ab21", "zb"}
 
 
+def test_unknown_rule_names_are_errors_listing_the_valid_ones():
+    with pytest.raises(ValueError) as err:
+        get_rule("z_plus")
+    msg = str(err.value)
+    assert msg.startswith("unknown LRP rule 'z_plus'; choose one of ")
+    assert all(repr(name) in msg for name in RULES)
+    assert get_rule("zb") is RULES["zb"]
+    # a preset row naming an unknown rule fails when it is written, not when it runs
+    with pytest.raises(ValueError, match=r"unknown LRP rule 'epsilom'; choose one of \['ab10'"):
+        Preset(None, "zplus", "epsilom", "zplus")
+
+
+def test_unknown_preset_names_are_errors_never_a_default():
+    with pytest.raises(ValueError) as err:
+        get_preset("Composite")
+    msg = str(err.value)
+    assert msg.startswith("unknown LRP preset 'Composite'; choose one of ")
+    assert all(repr(name) in msg for name in PRESETS)
+    assert get_preset("composite") is PRESETS["composite"]
+    # a method file with a mistyped preset fails on import, before anything runs
+    with pytest.raises(ValueError, match="unknown LRP preset 'ab12'.*'ab21'"):
+        type("Mistyped", (LrpMethod,), {"preset": "ab12"})
+
+
+def test_each_lrp_method_runs_its_own_preset(residual_toy):
+    from vizcore.explain import REGISTRY
+
+    lrp = {k: m for k, m in REGISTRY.items() if m.family == "lrp"}
+    assert {k: m.preset for k, m in lrp.items()} == {
+        "lrp_epsilon": "epsilon", "lrp_alphabeta_21": "ab21", "lrp_alphabeta_10": "ab10",
+        "lrp_zplus": "zplus", "lrp_composite": "composite"}
+    x = _image(residual_toy.input_shape, seed=4)
+    engine = get_engine(residual_toy)
+    for key, m in lrp.items():
+        kw = {"epsilon": 0.25} if key == "lrp_composite" else {}
+        e = explain(residual_toy, x, key, target=2, **kw)
+        ref = propagate(engine, x, 2, m.preset, kw.get("epsilon", 1e-6))
+        np.testing.assert_array_equal(e.signed, ref.relevance)
+        assert e.stats["score"] == ref.stats["score"]
+
+
 def test_compiled_once_per_preset_and_explain_reports_the_stats(residual_toy):
     x = _image(residual_toy.input_shape)
     engine = get_engine(residual_toy)
     e = explain(residual_toy, x, "lrp_composite")
     explain(residual_toy, x, "lrp_composite", target=(e.target + 1) % 5, epsilon=0.7)
     explain(residual_toy, _image(residual_toy.input_shape, seed=9), "lrp_composite")
-    fn, _ = _lrp_fn(engine, "composite", "zb")
+    fn, _ = compiled_pass(engine, "composite", "zb")
     assert fn.experimental_get_tracing_count() == 1
     assert {"score", "map_sum", "bias_absorbed", "epsilon_absorbed", "held"} <= set(e.stats)
     line = describe_stats(e.stats)

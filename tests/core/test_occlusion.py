@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.core.explain_fixtures import _info, ex_blobs, ex_cnn  # noqa: F401
-from tests.helpers import assert_weights_equal, weights_snapshot
+from tests.helpers import assert_weights_equal, make_info, weights_snapshot
+from vizcore import occlusion as occ
 from vizcore.explain import REGISTRY, explain, get_engine
-from vizcore.explain import occlusion as occ
 
 REGION = (slice(3, 7), slice(8, 12))  # rows 3..6, cols 8..11 of a 14x14 image
 
@@ -26,7 +25,7 @@ def region_info():
     w = np.zeros((16, 3), np.float32)
     w[:, 0], w[:, 1] = 0.15, -0.15
     model.layers[-1].set_weights([w, np.zeros(3, np.float32)])
-    return _info(model, "region")
+    return make_info(model, "region")
 
 
 def _dilated(mask: np.ndarray, k: int) -> np.ndarray:
@@ -67,7 +66,7 @@ def test_registered_method_hot_spot_is_the_region(region_info):
 
 
 @pytest.mark.parametrize("fill", ["gray", "mean", "blur", "zero"])
-def test_batched_and_unbatched_maps_are_equal(ex_cnn, ex_blobs, fill):  # noqa: F811
+def test_batched_and_unbatched_maps_are_equal(ex_cnn, ex_blobs, fill):
     x = ex_blobs[0][0]
     big = occ.occlusion_map(ex_cnn, x, 5, 2, fill, batch_size=4096)
     one = occ.occlusion_map(ex_cnn, x, 5, 2, fill, batch_size=1)
@@ -80,7 +79,7 @@ def test_batched_and_unbatched_maps_are_equal(ex_cnn, ex_blobs, fill):  # noqa: 
     assert big.grid_prob.shape == (13, 13) and big.passes == 13 * 13 + 1
 
 
-def test_progress_and_drop_of_the_blob(ex_cnn, ex_blobs):  # noqa: F811
+def test_progress_and_drop_of_the_blob(ex_cnn, ex_blobs):
     """Covering the bright square that defines the class lowers that class the most."""
     x, y = ex_blobs[0][0], int(ex_blobs[1][0])
     seen = []
@@ -103,7 +102,7 @@ def test_geometry_covers_every_pixel():
         occ.resolve_geometry((28, 28, 1), -1, 1)
 
 
-def test_fills_in_model_range(ex_cnn, ex_blobs):  # noqa: F811
+def test_fills_in_model_range(ex_cnn, ex_blobs):
     eng = get_engine(ex_cnn)
     x = ex_blobs[0][0]
     assert np.allclose(occ.fill_image(eng, x, "gray"), 128 / 255)

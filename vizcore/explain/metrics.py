@@ -16,8 +16,6 @@ All model evaluations are batched compiled ``tf.function``\\ s; the shared model
 from __future__ import annotations
 
 import dataclasses
-import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -66,7 +64,7 @@ def _curve_fn(engine: Engine):
     def build():
         import tensorflow as tf
 
-        tap, (_, to_logits) = engine.tapped(None), engine.head()
+        tap, to_logits = engine.trunk()
         h, w = engine.input_shape[:2]
 
         @tf.function(
@@ -322,25 +320,10 @@ class RandomisationResult:
     skipped: dict = field(default_factory=dict)
 
 
-_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_COPIES_LOCK = threading.Lock()
-
-
 def _working_copy(info):
-    """A private (info, lock) copy of the model for randomisation, built once per model."""
-    with _COPIES_LOCK:
-        item = _COPIES.get(info)
-        if item is None or item[2] is not info.model:
-            import keras
-
-            model = keras.models.clone_model(info.model)
-            model.set_weights(info.model.get_weights())
-            copy = dataclasses.replace(
-                info, key=f"{info.key}:randomised", model=model, _forward=None
-            )
-            item = (copy, threading.Lock(), info.model)
-            _COPIES[info] = item
-        return item[0], item[1]
+    """(info, lock) over the engine's private copy of the model, for randomisation."""
+    model, lock = get_engine(info).working_copy()
+    return dataclasses.replace(info, key=f"{info.key}:randomised", model=model), lock
 
 
 def randomisable_layers(model) -> list[str]:

@@ -1,39 +1,11 @@
-"""Tiny seeded models for the attribution tests (built in seconds, never the shipped weights)."""
+"""Fixtures of the core tests: tiny seeded models for the attribution tests (built in seconds,
+never the shipped weights); pytest finds them here, no test imports them."""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np
 import pytest
 
-CLASSES = [f"class {i}" for i in range(4)]
-
-
-def _info(model, key: str, scaling: str = "0..1"):
-    from vizcore.models import ModelInfo
-
-    return ModelInfo(key, key, model, scaling, list(CLASSES[: model.outputs[0].shape[-1]]))
-
-
-def blob_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 gray images in 0..1: noise plus a bright 7x7 square in the quadrant = the label."""
-    rng = np.random.RandomState(seed)
-    x = rng.uniform(0.0, 0.3, (n, 28, 28, 1)).astype(np.float32)
-    y = rng.randint(0, 4, n)
-    for i, c in enumerate(y):
-        r0, c0 = (c // 2) * 14 + rng.randint(0, 7), (c % 2) * 14 + rng.randint(0, 7)
-        x[i, r0 : r0 + 7, c0 : c0 + 7, 0] = rng.uniform(0.7, 1.0)
-    return x, y
-
-
-def _fit(model, epochs: int = 3):
-    x, y = blob_data(512)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=False)
-    return model
+from tests.helpers import blob_data, fit_blobs, make_info
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +25,7 @@ def ex_cnn():
     x = layers.Dense(32, activation="relu", name="fc1")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
     out = layers.Dense(4, activation="softmax", name="predictions")(x)
-    return _info(_fit(keras.Model(inp, out)), "tiny_cnn")
+    return make_info(fit_blobs(keras.Model(inp, out)), "tiny_cnn")
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +44,7 @@ def ex_gap():
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(0.2, name="dropout")(x)
     out = layers.Dense(4, activation="softmax", name="predictions")(x)
-    return _info(_fit(keras.Model(inp, out)), "tiny_gap")
+    return make_info(fit_blobs(keras.Model(inp, out)), "tiny_gap")
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +62,7 @@ def ex_bias_free():
     x = layers.Flatten()(x)
     x = layers.Dense(16, activation="relu", use_bias=False)(x)
     out = layers.Dense(4, activation="softmax", use_bias=False)(x)
-    return _info(_fit(keras.Model(inp, out), epochs=1), "bias_free")
+    return make_info(fit_blobs(keras.Model(inp, out), epochs=1), "bias_free")
 
 
 @pytest.fixture(scope="session")
