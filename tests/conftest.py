@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests never read or write the machine's result store (tests that need one point it at a
+# temporary folder); browser-test servers inherit this.
+os.environ["VIZCORE_STORE"] = "off"
 
 import pytest  # noqa: E402
 

@@ -4,6 +4,7 @@ Commands:
     train      train a default model on Fashion-MNIST and write it to assets/models
     sample     write the bundled balanced Fashion-MNIST test sample to assets/data
     embed      write a 2-D embedding (PCA, t-SNE, UMAP) of a dataset or image folder as CSV
+    warm       precompute a lesson's maps and embeddings (and UMAP's compiled code) before class
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_embed_arguments(sub.add_parser(
         "embed", help="write a 2-D map (t-SNE/UMAP/PCA) of a dataset or an image folder as CSV"))
+    p_warm = sub.add_parser("warm", help="precompute a lesson's maps and embeddings")
+    p_warm.add_argument("--preset", default="class", help="preset name (see --list)")
+    p_warm.add_argument("--list", action="store_true", help="list the presets and exit")
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -43,6 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         from vizcore.embed import embed_command
 
         return embed_command(args)
+    elif args.command == "warm":
+        from vizcore.store import store_dir
+        from vizcore.warm import PRESETS, warm
+
+        if args.list:
+            for p in PRESETS.values():
+                print(f"{p.name:12s} {p.description}")
+            return 0
+        if args.preset not in PRESETS:
+            print(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+            return 2
+        times = warm(PRESETS[args.preset])
+        print(f"warmed preset {args.preset!r} in {sum(times.values()):.1f} s; results in "
+              f"{store_dir()}")
     elif args.command == "sample":
         import numpy as np
 

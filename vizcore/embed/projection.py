@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -247,6 +248,60 @@ _UMAP_WARM = threading.Event()
 _UMAP_THREAD: list[threading.Thread] = []
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def numba_cache_dir() -> Path:
+    """Where UMAP's compiled numba code is kept between processes: ``$VIZCORE_NUMBA_CACHE``,
+    else ``~/.cache/vizcore/numba``."""
+    return Path(os.environ.get("VIZCORE_NUMBA_CACHE")
+                or Path.home() / ".cache" / "vizcore" / "numba")
+
+
+def import_umap():
+    """Import ``umap`` with numba's on-disk cache on for its functions.
+
+    umap-learn compiles about a hundred numba functions without ``cache=True``: 20-40 s of CPU
+    in every new process. Importing it while ``numba.njit`` / ``numba.jit`` default to
+    ``cache=True`` (and pointing numba's cache at :func:`numba_cache_dir`) stores the machine
+    code on disk, so the exact-neighbour path (the app's samples up to 4,096 points) compiles
+    once per machine: 19 s -> 0.4 s in the second process here. NN-descent's core
+    (pynndescent, above 4,096 points) uses dynamic globals that numba cannot cache; the
+    warm-up thread (:func:`warm_umap`) covers it per process.
+    """
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    with _IMPORT_LOCK:
+        if "umap" in sys.modules:
+            return sys.modules["umap"]
+        import numba
+
+        if not numba.config.CACHE_DIR:
+            try:
+                path = numba_cache_dir()
+                path.mkdir(parents=True, exist_ok=True)
+                numba.config.CACHE_DIR = str(path)
+            except OSError:  # read-only home: numba falls back to __pycache__ or no cache
+                pass
+        njit, jit = numba.njit, numba.jit
+
+        def cached(decorator):
+            def wrapper(*args, **kwargs):
+                kwargs.setdefault("cache", True)
+                return decorator(*args, **kwargs)
+
+            return wrapper
+
+        numba.njit, numba.jit = cached(njit), cached(jit)
+        try:
+            import umap
+        finally:
+            numba.njit, numba.jit = njit, jit
+        return umap
+
+
 def umap_ready() -> bool:
     """True once UMAP's numba code has been compiled in this process."""
     return _UMAP_WARM.is_set()
@@ -270,7 +325,7 @@ def warm_umap(background: bool = True) -> threading.Thread | None:
         def work():
             import warnings
 
-            import umap
+            umap = import_umap()
 
             rng = np.random.default_rng(0)
             X = rng.normal(size=(300, 10)).astype(np.float32)
@@ -327,7 +382,7 @@ def _umap(X: np.ndarray, p: dict, seed: int, progress: Progress) -> Projection:
              "once)" if cold else "UMAP: neighbour graph and layout")
 
     def fit():
-        import umap
+        umap = import_umap()
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
