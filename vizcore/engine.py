@@ -20,6 +20,7 @@ model (an uploaded model is released when nothing holds it any more).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,8 +29,30 @@ import numpy as np
 
 Progress = Callable[[float], None] | None
 
-#: Perturbation batches hold at most this many input values (32 images of 224x224x3).
-MAX_BATCH_VALUES = 32 * 224 * 224 * 3
+def memory_limit() -> int:
+    """Bytes of memory this process may use: the cgroup limit (a container, hosted Streamlit)
+    when there is one, else the machine's physical memory."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 50:
+            return int(text)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+#: "hosted" on a small server (under 4 GiB, as Streamlit Community Cloud's 2.7 GB) or when
+#: ``VIZCORE_PROFILE=hosted``; else "local". The hosted profile caps batches at 8 images of
+#: 224x224x3 (a VGG16 batch of 32 needs about 2 GB of activations), local at 32.
+PROFILE = os.environ.get("VIZCORE_PROFILE") or ("hosted" if memory_limit() < 4 << 30
+                                                else "local")
+
+#: Perturbation batches hold at most this many input values.
+MAX_BATCH_VALUES = (8 if PROFILE == "hosted" else 32) * 224 * 224 * 3
 
 
 def normalize(m: np.ndarray) -> np.ndarray:

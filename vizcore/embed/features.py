@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vizcore.embed._progress import Progress, report
+from vizcore.engine import MAX_BATCH_VALUES  # the one memory budget per forward batch
 
 #: Pseudo-layer name for the raw pixels (in the model's input range).
 PIXELS = "pixels"
@@ -22,8 +23,6 @@ PIXELS = "pixels"
 MIN_SAMPLE, MAX_SAMPLE, DEFAULT_SAMPLE = 300, 10_000, 2_000
 #: Feature vectors longer than this are reduced (spatial average pooling or a random projection).
 MAX_DIMS = 4096
-#: At most this many input values per forward batch (32 images of 224x224x3).
-MAX_BATCH_VALUES = 32 * 224 * 224 * 3
 
 
 def sample_indices(dataset, n: int, seed: int = 0, *, lo: int = MIN_SAMPLE,
