@@ -6,6 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
+from ui import runtime  # noqa: E402
+
+runtime.configure()  # no Keras clean-up and no full GC after every run (see ui/runtime.py)
+
 st.set_page_config(page_title="vizcore: see inside a CNN", page_icon=":material/visibility:",
                    layout="wide")
 
