@@ -27,8 +27,9 @@ st.header("FGSM: one step along the gradient's sign")
 st.caption("Goodfellow, Shlens, Szegedy 2015 (arXiv:1412.6572): every pixel moves by epsilon, up "
            "or down, whichever raises the loss of the predicted class.")
 eps_f = st.slider("Epsilon (grey levels out of 255)", 0, 64, 8, key="adv_fgsm_eps")
-view.show_attack(info, inp, cache.attack(info.key, info, inp.x, "fgsm", eps_f, None, 1, 0),
-                 method, "fgsm")
+with jobs.cancellable("adv_fgsm"):
+    view.show_attack(info, inp, cache.attack(info.key, info, inp.x, "fgsm", eps_f, None, 1, 0),
+                     method, "fgsm")
 
 # ------------------------------------------------------------------------ PGD
 st.header("Targeted attack (PGD) towards a chosen class")
@@ -46,8 +47,9 @@ pgd_params = (eps_p, target, steps, size)
 if jobs.gate("Run the attack", "adv_pgd_go", (info.key, inp.digest, pgd_params), auto=small,
              hint=f"{steps} forward + backward passes of a {h}x{w} model: press the button.",
              type="primary"):
-    view.show_attack(info, inp, cache.attack(info.key, info, inp.x, "pgd", *pgd_params),
-                     method, "pgd")
+    with jobs.cancellable("adv_pgd_go"):
+        view.show_attack(info, inp, cache.attack(info.key, info, inp.x, "pgd", *pgd_params),
+                         method, "pgd")
 
 # ------------------------------------------------------------------------ patch
 st.header("Adversarial patch")
@@ -65,12 +67,14 @@ p_steps = q5.slider("Steps", 10, 500, 150 if small else 30, 10, key="adv_patch_s
 n_train, n_test = (256, 300) if small else (16, 16)
 patch_args = (p_target, p_size, (p_row, p_col), p_steps, n_train, n_test)
 if jobs.gate("Optimise the patch", "adv_patch_go", (info.key, *patch_args), type="primary"):
-    try:
-        pr, ds_name = cache.adversarial_patch(info, *patch_args)
-    except ValueError as exc:
-        st.error(f"Could not optimise the patch: {exc}. Fix: choose a smaller patch or move it.")
-        st.stop()
-    view.show_patch(info, pr, ds_name, p_size, p_target)
+    with jobs.cancellable("adv_patch_go"):
+        try:
+            pr, ds_name = cache.adversarial_patch(info, *patch_args)
+        except ValueError as exc:
+            st.error(f"Could not optimise the patch: {exc}. Fix: choose a smaller patch or "
+                     "move it.")
+            st.stop()
+        view.show_patch(info, pr, ds_name, p_size, p_target)
 
 # ------------------------------------------------------------------------ flip rates
 st.header("How often does the prediction flip?")
@@ -83,5 +87,6 @@ pgd_steps = f3.slider("PGD steps", 1, 40, 10, key="adv_flip_steps")
 flip_args = (n_flip, (0, 1, 2, 4, 8, 16, 32), tuple(attacks), pgd_steps)
 if jobs.gate("Compute the table", "adv_flip_go", (info.key, *flip_args), type="primary",
              refuse=None if attacks else "Choose at least one attack."):
-    table, n_images, ds_name = cache.flip_rates(info, *flip_args)
-    view.show_flip_rates(table, attacks, n_images, ds_name)
+    with jobs.cancellable("adv_flip_go"):
+        table, n_images, ds_name = cache.flip_rates(info, *flip_args)
+        view.show_flip_rates(table, attacks, n_images, ds_name)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, state, widgets
+from ui import cache, jobs, state, widgets
 from ui import embeddings as figs
 from ui import embeddings_view as view
 from ui.selection import point_from_selection
@@ -75,6 +75,9 @@ try:
                                        tuple(sorted(params.items())), k, fs.values[space],
                                        labels)
                for space in spaces}
+except jobs.Cancelled:
+    st.info(jobs.CANCELLED_NOTICE, icon=":material/block:")
+    st.stop()
 except (ValueError, KeyError, TypeError, MemoryError) as exc:
     st.error(f"Could not compute the map: {exc}. Fix: choose fewer images, another layer or "
              "the default parameters.")

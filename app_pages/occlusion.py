@@ -37,14 +37,15 @@ n_pass = view.n_passes(info, patch, stride)
 if jobs.gate("Compute the occlusion map", "occ_go",
              (info.key, inp.digest, patch, stride, fill, target), auto=small, type="primary",
              hint=f"{n_pass} forward passes on a {h}x{w} model: this can take a while on a CPU."):
-    try:
-        res = cache.occlusion_map(info, inp.x, patch, stride, fill, target,
-                                  f"Occluding {n_pass - 1} positions...")
-    except ValueError as exc:
-        st.error(f"Could not compute the occlusion map: {exc}. Fix: choose a smaller patch or "
-                 "another class.")
-        st.stop()
-    view.show_occlusion_map(info, inp.raw, res)
+    with jobs.cancellable("occ_go"):
+        try:
+            res = cache.occlusion_map(info, inp.x, patch, stride, fill, target,
+                                      f"Occluding {n_pass - 1} positions...")
+        except ValueError as exc:
+            st.error(f"Could not compute the occlusion map: {exc}. Fix: choose a smaller patch "
+                     "or another class.")
+            st.stop()
+        view.show_occlusion_map(info, inp.raw, res)
 
 
 # ------------------------------------------------------------------------ editor
@@ -84,8 +85,9 @@ def editor() -> None:
                            key=f"oe_canvas_{info.key}_{inp.digest}", return_image_data=True,
                            update_streamlit=True)
     mask = view.editor_mask(None if result is None else result.image_data, preset, h, w)
-    cmp = cache.compare_occlusion(info.key, info, inp.x, mask, efill, method, None)
-    view.show_comparison(info, inp.raw, inp.label, cmp, method, right)
+    with jobs.cancellable("oe_compare"):
+        cmp = cache.compare_occlusion(info.key, info, inp.x, mask, efill, method, None)
+        view.show_comparison(info, inp.raw, inp.label, cmp, method, right)
 
 
 editor()

@@ -75,11 +75,14 @@ if jobs.gate(f"Run {params.steps} steps for {what}", "uv_go_btn", (mk, layer, un
              auto=not big, hide_when_done=True, type="primary",
              hint=f"Each step on this {info.input_shape[0]}x{info.input_shape[1]} model costs "
                   "about a second on a CPU, so the optimisation runs when you ask."):
-    try:
-        res = cache.maximize(info, layer, unit, params, f"Optimising the input for {what}...")
-    except (ValueError, RuntimeError) as exc:
-        st.error(f"Activation maximization failed: {exc}. Fix: lower the learning rate or "
-                 "the number of steps, or choose another layer.")
+    with jobs.cancellable("uv_go_btn"):
+        try:
+            res = cache.maximize(info, layer, unit, params, f"Optimising the input for {what}...")
+        except jobs.Cancelled:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            st.error(f"Activation maximization failed: {exc}. Fix: lower the learning rate or "
+                     "the number of steps, or choose another layer.")
 if res is not None:
     view.show_result(info, layer, unit, res, params, what)
 
@@ -90,12 +93,15 @@ if kind != "conv":
             "image. Pick a conv layer above to see them.")
 else:
     k = st.slider("Top-k images", 3, 16, 9, key="uv_k")
-    try:
-        top, peaks, source = cache.unit_patches(info, layer, unit, k)
-    except ValueError as exc:
-        st.error(f"Could not compute the patches: {exc}. Fix: choose another conv layer.")
-    else:
-        view.show_patches(info, layer, unit, k, top, peaks, source, res, big)
+    with jobs.cancellable("uv_patches"):
+        try:
+            top, peaks, source = cache.unit_patches(info, layer, unit, k)
+        except jobs.Cancelled:
+            raise
+        except ValueError as exc:
+            st.error(f"Could not compute the patches: {exc}. Fix: choose another conv layer.")
+        else:
+            view.show_patches(info, layer, unit, k, top, peaks, source, res, big)
 
 # ------------------------------------------------------------------------ filter atlas
 st.header("Filter atlas: early, middle and late conv layers")
@@ -109,6 +115,7 @@ else:
     a_params = actmax.AMParams(**{**params.as_dict(), "steps": a_steps})
     if jobs.gate("Build the atlas", "uv_atlas_btn", (mk, n_filters, a_params), auto=not big,
                  hide_when_done=True):
-        rows = cache.atlas(info, n_filters, a_params)
-        if rows:
-            view.show_atlas(info, rows, n_filters, big)
+        with jobs.cancellable("uv_atlas_btn"):
+            rows = cache.atlas(info, n_filters, a_params)
+            if rows:
+                view.show_atlas(info, rows, n_filters, big)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import cache, figures, widgets
+from ui import cache, figures, jobs, widgets
 from vizcore import embed, render
 
 #: Session key of the selected sample position (set by clicks on the maps and the number box).
@@ -83,6 +83,8 @@ def show_selected(info, ds, ds_name: str, idx: np.ndarray, labels: np.ndarray, f
             widgets.downloads(f"gradcam_{ds_name}_{i}", cam, heat, key="emb_cam")
         except ImportError:
             st.info("Grad-CAM will appear here once the explanation package is installed.")
+        except jobs.Cancelled:
+            st.info(jobs.CANCELLED_NOTICE, icon=":material/block:")
         except ValueError as exc:
             st.warning(f"No Grad-CAM for this model: {exc}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import cache, figures, widgets
+from ui import cache, figures, jobs, widgets
 from vizcore import render
 from vizcore.models import ModelInfo
 
@@ -179,10 +179,11 @@ def show_attack(info: ModelInfo, inp, res, method: str | None, key: str) -> None
     b.plotly_chart(figures.topk_figure(res.probs_after[0], names, 5, inp.label, "After: top 5"),
                    width="stretch", key=f"{key}_top_after")
     if method:
-        a.image(heat_overlay(inp.raw, cache.heatmap(info.key, info, inp.x, method)), width=260,
-                caption=f"{method_name(method)} of {names[before]}, before")
-        b.image(heat_overlay(raw_adv, cache.heatmap(info.key, info, x_adv, method)), width=260,
-                caption=f"{method_name(method)} of {names[after]}, after")
+        with jobs.cancellable(f"{key}_explain"):
+            a.image(heat_overlay(inp.raw, cache.heatmap(info.key, info, inp.x, method)),
+                    width=260, caption=f"{method_name(method)} of {names[before]}, before")
+            b.image(heat_overlay(raw_adv, cache.heatmap(info.key, info, x_adv, method)),
+                    width=260, caption=f"{method_name(method)} of {names[after]}, after")
     widgets.downloads(f"{key}_{info.model.name}", render.to_rgb(raw_adv), x_adv, key=key)
 
 

@@ -1,7 +1,10 @@
 """Session state: the model and the input the user picked, and the current prediction.
 
 The only place pages get the model and the input from. The loaders behind them (models, uploads,
-datasets) are cached in :mod:`ui.cache`; session state holds keys and small records only.
+datasets) are cached in :mod:`ui.cache`; session state holds keys and small records only: an
+uploaded model lives in the server's cache, held by the sessions that loaded it (through a
+token that lives as long as the session, see :class:`ui.cache.Holders`), and an uploaded
+image is kept at most :data:`MAX_INPUT_SIDE` pixels on its longer side.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from ui.cache import (
+    UPLOADS,
     UploadGone,
     fit_image,
     load_dataset,
@@ -29,7 +33,11 @@ UPLOAD_SETTINGS_KEY = "vz_upload_settings"  # {content digest: UploadRecord}, la
 UPLOAD_DIGESTS_KEY = "vz_upload_digests"  # {uploader file id: content digest}
 FLASH_KEY = "vz_flash"
 INVERT_KEY = "vz_invert"
+TOKEN_KEY = "vz_session_token"  # lives as long as the session: what holds its uploads
 DEFAULT_MODEL = "fashion_vgg"
+#: Longer side, in pixels, of an uploaded image as the session keeps it (models read 224 at
+#: most; a 40-megapixel photo would otherwise take 120 MB of every session that uploads it).
+MAX_INPUT_SIDE = 1024
 
 
 # --------------------------------------------------------------------------- models
@@ -63,10 +71,26 @@ class UploadRecord:
     def label(self) -> str:
         return f"Your model: {self.filename}"
 
+    @property
+    def cache_args(self) -> tuple:
+        """The arguments of :func:`ui.cache.load_upload` (without the bytes) naming the model
+        in the server's cache."""
+        return (self.digest, self.filename, self.scaling, self.class_names, self.input_size)
+
     def info(self) -> models.ModelInfo:
         """The cached model (``UploadGone`` once it has been evicted)."""
         return load_upload(self.digest, None, self.filename, self.scaling, self.class_names,
                            self.input_size)
+
+
+class SessionToken:
+    """An object that lives exactly as long as its session's state: the holder of the session's
+    uploaded models (:data:`ui.cache.UPLOADS` keeps weak references to it)."""
+
+
+def session_token() -> SessionToken:
+    """This session's :class:`SessionToken`."""
+    return st.session_state.setdefault(TOKEN_KEY, SessionToken())
 
 
 def model_options() -> dict[str, str]:
@@ -89,6 +113,7 @@ def current_model() -> models.ModelInfo:
             return rec.info()
         except UploadGone:
             del st.session_state[UPLOADS_KEY][key]
+            UPLOADS.drop(rec.cache_args, session_token())
             st.warning(f"{rec.label} was unloaded from the server's memory to make room for "
                        "other models. Fix: upload the file again on the Home page (your settings "
                        "for it are remembered). Showing the default model meanwhile.",
@@ -145,12 +170,20 @@ def add_upload(data_bytes: bytes, filename: str, scaling: str | None = None,
     digest = models.content_digest(data_bytes)
     names = tuple(class_names) if class_names else None
     size = (int(input_size[0]), int(input_size[1])) if input_size else None
-    info = load_upload(digest, data_bytes, filename, scaling, names, size)
+    token, args = session_token(), (digest, filename, scaling, names, size)
+    UPLOADS.hold(args, token)  # before loading: a release racing this load keeps the model
+    try:
+        info = load_upload(digest, data_bytes, filename, scaling, names, size)
+    except BaseException:
+        UPLOADS.drop(args, token)
+        raise
     flexible = "input size" in info.card
     rec = UploadRecord(info.key, digest, filename, scaling, names, size, flexible,
                        tuple(info.input_shape[:2]))
     ups = st.session_state.setdefault(UPLOADS_KEY, {})
     for old in [k for k, r in ups.items() if r.digest == digest]:
+        if ups[old].cache_args != args:  # the same file with other settings: let it go
+            UPLOADS.drop(ups[old].cache_args, token)
         del ups[old]
     ups[info.key] = rec
     st.session_state.setdefault(UPLOAD_SETTINGS_KEY, {})[digest] = rec
@@ -217,8 +250,23 @@ def default_source() -> dict:
 
 
 def set_input(source: dict) -> None:
-    """Store the input's source: a dataset item or an uploaded/drawn uint8 image."""
+    """Store the input's source: a dataset item or an uploaded/drawn uint8 image (reduced to
+    :data:`MAX_INPUT_SIDE` pixels on its longer side)."""
+    if source.get("kind") == "image" and max(source["image"].shape[:2]) > MAX_INPUT_SIDE:
+        source = {**source, "image": _shrink(source["image"], MAX_INPUT_SIDE)}
     st.session_state[INPUT_KEY] = source
+
+
+def _shrink(img: np.ndarray, side: int) -> np.ndarray:
+    """A uint8 image scaled down so that its longer side is ``side`` pixels."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    pil = Image.fromarray(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img)
+    out = np.asarray(pil.resize(size, Image.LANCZOS))
+    return out[..., None] if img.ndim == 3 and out.ndim == 2 else out
 
 
 def source_image(source: dict) -> tuple[np.ndarray, str, int | None, str | None]:

@@ -65,6 +65,17 @@ def train(job: jobs.Job, status, draw: Callable[[Comparison | None, int | None],
     p, bar = job.start("Building the two models...", "tl_stop", container=status,
                        stop_help="Stops after the current batch; both models are then tested "
                                  "and the run is saved.")
+    with jobs.admitted("Training both models", show=lambda t: bar(0.0, t),
+                       cancel=False):  # Stop is the Cancel of a training waiting for a slot
+        comp = _train(job, p, bar, draw, weights)
+    if job.release() is None:
+        st.stop()  # a newer run (a click came in during the testing) took it over and saves it
+    transfer.save_comparison(comp, runs_dir)
+    st.session_state["tl_last"] = comp
+    st.rerun()  # enable the controls again and show the result
+
+
+def _train(job: jobs.Job, p: dict, bar, draw, weights: str | None) -> Comparison:
     td, source = prepare(p["task"], p["folder"], p["image_size"], weights)
     draw(None, p["epochs"])
 
@@ -84,11 +95,7 @@ def train(job: jobs.Job, status, draw: Callable[[Comparison | None, int | None],
         st.error(f"Training failed: {exc}. Fix: try fewer training images or a smaller image "
                  "side, and check the folder's images.")
         st.stop()
-    if job.release() is None:
-        st.stop()  # a newer run (a click came in during the testing) took it over and saves it
-    transfer.save_comparison(comp, runs_dir)
-    st.session_state["tl_last"] = comp
-    st.rerun()  # enable the controls again and show the result
+    return comp
 
 
 def summary(comp: Comparison, container) -> None:
@@ -180,7 +187,9 @@ def record(job: jobs.Job, runs_dir: Path) -> None:
     """Record the requested evolution run, save it, select it and rerun the page."""
     p, bar = job.start("Starting...", "ev_stop", "Cancels the recording (nothing is saved).")
     try:
-        rec = evolution.record_evolution(p["epochs"], p["size"], on_progress=bar)
+        with jobs.admitted("Recording a training run", show=lambda t: bar(0.0, t),
+                           cancel=False):
+            rec = evolution.record_evolution(p["epochs"], p["size"], on_progress=bar)
     except data.DataUnavailable as exc:
         st.error(f"Fashion-MNIST is not available: {exc}")
         st.stop()

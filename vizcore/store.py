@@ -157,18 +157,37 @@ def prune(max_bytes: int = MAX_BYTES) -> int:
     return removed
 
 
-def explanation(info, x: np.ndarray, method: str, target: int | None = None,
-                layer: str | None = None, progress=None, **params):
-    """:func:`vizcore.explain.explain` through the store (same arguments, same result)."""
-    from vizcore.explain import explain, get_method
+def explanation_key(info, x: np.ndarray, method: str, target: int | None = None,
+                    layer: str | None = None, params: dict | None = None) -> str:
+    """The store key of an explanation: the same request however it is spelled (parameter
+    defaults filled in, the layer only for methods that use one)."""
+    from vizcore.explain import get_method
 
     spec = get_method(method)
-    # the same request however it is spelled: defaults filled in, the layer only where used
-    full = {**spec.defaults(), **params}
+    full = {**spec.defaults(), **(params or {})}
     used_layer = (layer or info.cam_layer()) if spec.uses_layer else None
-    parts = ("explain", model_identity(info), np.asarray(x, np.float32), method,
-             None if target is None else int(target), used_layer, full)
-    return cached(parts, lambda: explain(info, x, method, target, layer, progress, **params))
+    return key_of("explain", model_identity(info), np.asarray(x, np.float32), method,
+                  None if target is None else int(target), used_layer, full)
+
+
+def explanation(info, x: np.ndarray, method: str, target: int | None = None,
+                layer: str | None = None, progress=None, *, min_seconds: float = 0.0,
+                **params):
+    """:func:`vizcore.explain.explain` through the store (same arguments, same result).
+
+    Args:
+        min_seconds: Store a computed result only when it took at least this long (the app
+            passes 0.2 s: a map that costs milliseconds is not worth a file).
+    """
+    from vizcore.explain import explain
+
+    key = explanation_key(info, x, method, target, layer, params)
+    value = get(key)
+    if value is None:
+        value = explain(info, x, method, target, layer, progress, **params)
+        if value.seconds >= min_seconds:
+            put(key, value)
+    return value
 
 
 def projection(X: np.ndarray, labels: np.ndarray, method: str, seed: int, params: dict,
