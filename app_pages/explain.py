@@ -63,13 +63,13 @@ if not chosen:
     st.warning("Pick at least one method above.")
     st.stop()
 
-results = ew.run_methods(info, inp.x, chosen, target, layer, params)
-
-st.header("Maps")
+st.header("Maps")  # each map is shown as soon as it is computed
+results: dict = {}
 ncols = 3 if len(chosen) > 2 else len(chosen)
 for row in range(0, len(chosen), ncols):
     for col, key in zip(st.columns(ncols), chosen[row : row + ncols]):
         with col:
+            results[key] = ew.run_method(info, inp.x, key, target, layer, params)
             ew.show_map(info, inp.raw, key, results[key], opacity, show_signed)
 
 # --------------------------------------------------------------------------- faithfulness

@@ -3,8 +3,6 @@ cells, and the faithfulness and sanity checks (computed under a progress bar).""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -78,20 +76,22 @@ def settings_key(keys, params: dict[str, dict]) -> tuple:
     return tuple((k, _frozen(params.get(k, {}))) for k in keys)
 
 
+def run_method(info: ModelInfo, x: np.ndarray, key: str, target: int | None,
+               layer: str | None, params: dict[str, dict]):
+    """One method's explanation (shared, queued when heavy), or a message saying why it could
+    not run."""
+    try:
+        with st.spinner(f"Computing {REGISTRY[key].name}...", show_time=True):
+            return cache.explain(info.key, info, x, key, target, layer,
+                                 _frozen(params.get(key, {})))
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"{REGISTRY[key].name} could not run: {exc}"
+
+
 def run_methods(info: ModelInfo, x: np.ndarray, keys: list[str], target: int | None,
                 layer: str | None, params: dict[str, dict]) -> dict:
-    """Explain with several methods (cached) under one progress bar; errors become messages."""
-    out: dict = {}
-    one = nullcontext(lambda *args: None)  # a single method needs no bar
-    with progress("Computing explanations...") if len(keys) > 1 else one as bar:
-        for i, key in enumerate(keys):
-            bar(i / len(keys), f"Computing {REGISTRY[key].name}...")
-            try:
-                out[key] = cache.explain(info.key, info, x, key, target, layer,
-                                         _frozen(params.get(key, {})))
-            except (ValueError, KeyError, TypeError) as exc:
-                out[key] = f"{REGISTRY[key].name} could not run: {exc}"
-    return out
+    """Explain with several methods (shared); errors become messages."""
+    return {key: run_method(info, x, key, target, layer, params) for key in keys}
 
 
 def show_map(info: ModelInfo, raw: np.ndarray, key: str, res, opacity: float,
