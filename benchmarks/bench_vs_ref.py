@@ -95,6 +95,8 @@ def main() -> int:
     ap.add_argument("--ref", default=REF, help="git revision to compare against")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, skip the slowest")
     ap.add_argument("--rounds", type=int, default=0, help="A/B rounds (default 5, quick 3)")
+    ap.add_argument("--only", default="", help="comma-separated jobs to time, e.g. "
+                    "cnn:gradcam,vgg16:saliency (default: all)")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
     tmp = Path(tempfile.mkdtemp(prefix="vizcore-ref-"))
@@ -110,6 +112,8 @@ def main() -> int:
     try:
         (ours, jobs_a), (ref, jobs_b) = start(ROOT, args.quick), start(ref_tree, args.quick)
         jobs = [j for j in jobs_a if j in set(jobs_b)]
+        if args.only:
+            jobs = [j for j in jobs if j in set(args.only.split(","))]
         times: dict = {j: {"this": [], "ref": []} for j in jobs}
         for _ in range(rounds):
             for j in jobs:
