@@ -249,6 +249,8 @@ def warm_engine(info: models.ModelInfo) -> float:
         eng.logits_fn()(x[None])
         eng.probs_fn()(x[None])
         eng.input_grad_fn()(x[None], tf.constant(-1, tf.int32))
+        if store.store_dir() is not None:
+            store.model_identity(info)  # hash the weights here, not in a student's first map
         if REGISTRY["gradcam"].applies_to(info)[0]:
             run(info, x, "gradcam")
     except Exception:  # noqa: BLE001 - warming is an optimisation
@@ -512,11 +514,12 @@ def explain(model_key: str, _info: models.ModelInfo, x: np.ndarray, method: str,
         heavy = False
     # the machine's result store (filled by `python -m vizcore warm` or another server)
     # answers first: a stored map never waits for a slot
-    if heavy and store.get(store.explanation_key(_info, x, method, target, layer,
-                                                 dict(params))) is not None:
+    skey = (store.explanation_key(_info, x, method, target, layer, dict(params))
+            if store.store_dir() is not None else None)
+    if heavy and skey is not None and store.get(skey) is not None:
         heavy = False
     return _EXPLAIN.get(key, lambda cb: store.explanation(
-        _info, x, method, target, layer, cb, min_seconds=0.2, **dict(params)),
+        _info, x, method, target, layer, cb, min_seconds=0.2, store_key=skey, **dict(params)),
         None, heavy=heavy, label=name)
 
 

@@ -172,16 +172,19 @@ def explanation_key(info, x: np.ndarray, method: str, target: int | None = None,
 
 def explanation(info, x: np.ndarray, method: str, target: int | None = None,
                 layer: str | None = None, progress=None, *, min_seconds: float = 0.0,
-                **params):
+                store_key: str | None = None, **params):
     """:func:`vizcore.explain.explain` through the store (same arguments, same result).
 
     Args:
         min_seconds: Store a computed result only when it took at least this long (the app
             passes 0.2 s: a map that costs milliseconds is not worth a file).
+        store_key: :func:`explanation_key` of the request when the caller has it already.
     """
     from vizcore.explain import explain
 
-    key = explanation_key(info, x, method, target, layer, params)
+    if store_dir() is None:  # no key to build (it would hash the model's weights)
+        return explain(info, x, method, target, layer, progress, **params)
+    key = store_key or explanation_key(info, x, method, target, layer, params)
     value = get(key)
     if value is None:
         value = explain(info, x, method, target, layer, progress, **params)
