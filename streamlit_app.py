@@ -14,7 +14,8 @@ st.set_page_config(page_title="vizcore: see inside a CNN", page_icon=":material/
                    layout="wide")
 
 PAGES = {
-    "Start": [st.Page("app_pages/home.py", title="Home: model, input, prediction",
+    "Start": [st.Page("app_pages/tour.py", title="Tour", icon=":material/school:"),
+              st.Page("app_pages/home.py", title="Home: model, input, prediction",
                       icon=":material/home:", default=True)],
     "Inside the network": [
         st.Page("app_pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
@@ -37,9 +38,11 @@ PAGES = {
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once
 
-from ui import state  # noqa: E402  (imports TensorFlow)
+from ui import links, state  # noqa: E402  (imports TensorFlow)
 
 st.sidebar.title("vizcore")
-info = state.model_picker()
+# a link's model, image and hidden controls, before the sidebar shows them (see ui/links.py)
+links.restore_common(list(state.model_options()), state.set_model, state.link_image)
+info = state.current_model() if links.hidden("sidebar") else state.model_picker()
 state.input_sidebar(info)
 nav.run()

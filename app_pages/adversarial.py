@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, jobs, state, widgets
+from ui import cache, jobs, links, state, widgets
 from ui import occlusion_view as view
 
 st.title("Fooling the model")
@@ -18,6 +18,10 @@ inp = state.current_input(info)
 h, w, c = info.input_shape
 small = min(h, w) <= 64
 names = info.class_names
+fields = [links.choice_field("explain", "adv_method", view.explain_options(info)[0],
+                             view.explain_options(info)),
+          links.int_field("eps", "adv_fgsm_eps", 8, 0, 64)]
+links.restore(fields)
 method = st.selectbox("Explanation shown before and after", view.explain_options(info),
                       key="adv_method", format_func=view.method_name,
                       help="Each image is explained for its own predicted class.")
@@ -27,6 +31,7 @@ st.header("FGSM: one step along the gradient's sign")
 st.caption("Goodfellow, Shlens, Szegedy 2015 (arXiv:1412.6572): every pixel moves by epsilon, up "
            "or down, whichever raises the loss of the predicted class.")
 eps_f = st.slider("Epsilon (grey levels out of 255)", 0, 64, 8, key="adv_fgsm_eps")
+state.sync_link(fields)
 with jobs.cancellable("adv_fgsm"):
     view.show_attack(info, inp, cache.attack(info.key, info, inp.x, "fgsm", eps_f, None, 1, 0),
                      method, "fgsm")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, state, widgets
+from ui import cache, links, state, widgets
 from ui import network_view as view
 from vizcore import features
 
@@ -14,6 +14,10 @@ widgets.note(
     "computation in the convolutions. The graph shows structure, not what the layers learned.")
 
 info = state.current_model()
+fields = [links.choice_field("direction", "arch_dir", "top to bottom",
+                             ["top to bottom", "left to right"])]
+links.restore(fields)
+state.sync_link(fields)
 rows = cache.layer_table(info.key, info.model)
 df, total, trainable = view.layer_frame(rows)
 c1, c2, c3 = st.columns(3)

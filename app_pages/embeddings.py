@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, jobs, state, widgets
+from ui import cache, jobs, links, state, widgets
 from ui import embeddings as figs
 from ui import embeddings_view as view
 from ui.selection import point_from_selection
@@ -24,13 +24,16 @@ DATASETS = {k: data.DATASET_LABELS[k] for k in ("fashion_mnist", "digits", "mnis
 default_ds = "fashion_mnist" if info.class_names == data.FASHION_CLASSES else (
     "digits" if info.num_classes == 10 else "fashion_mnist")
 
+fields = view.link_fields(info, layers, default_layer, list(DATASETS), default_ds)
+links.restore(fields)
+
 # ------------------------------------------------------------------------ parameters
 with st.form("emb_form"):
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
     ds_name = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get,
                            index=list(DATASETS).index(default_ds), key="emb_dataset")
     n = c2.slider("Images (balanced sample)", embed.MIN_SAMPLE, embed.MAX_SAMPLE,
-                  embed.DEFAULT_SAMPLE, step=100, key="emb_n",
+                  view.default_sample(info), step=100, key="emb_n",
                   help="The same number of images from every class; more images take longer.")
     layer = c3.selectbox("Feature space", layers, index=layers.index(default_layer),
                          key=f"emb_layer_{info.key}",
@@ -53,13 +56,14 @@ with st.form("emb_form"):
 
 k = st.slider("Neighbours k (for the quality numbers and the thumbnails)", 3, 30, 10,
               key="emb_k")
+state.sync_link(fields)
 params = {"pca": {}, "tsne": {"perplexity": float(perplexity), "iterations": int(iterations),
                               "snapshot_every": int(every)},
           "umap": {"n_neighbors": int(n_neighbors), "min_dist": float(min_dist)}}[method]
 if info.input_shape != (28, 28, 1):
     st.warning(f"{info.label} reads {info.input_shape[0]}x{info.input_shape[1]} images: every "
-               "28x28 image is enlarged first and each forward pass is slow on this CPU. Start "
-               "with 300 images.")
+               "28x28 image is enlarged first and each forward pass is slow on this CPU, so the "
+               "page starts with 300 images.")
 
 
 try:

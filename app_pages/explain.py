@@ -3,8 +3,7 @@
 import streamlit as st
 
 from ui import explain_widgets as ew
-from ui import figures, jobs, state, widgets
-from vizcore import render
+from ui import figures, jobs, links, state, widgets
 from vizcore.explain import REGISTRY
 
 st.title("Explain a prediction")
@@ -19,18 +18,22 @@ info = state.current_model()
 inp = state.current_input(info)
 probs, pred = state.predict(info, inp)
 available, unavailable, default = ew.methods_for(info)
+convs, default_layer = info.cam_layers(), info.cam_layer()
+fields = ew.link_fields(info, available, default, convs, default_layer)
+links.restore(fields)  # a link's settings, before the widgets are drawn
 
 top = st.columns([2, 2, 1])
 with top[0]:
-    chosen = st.multiselect("Methods", available, default=default,
-                            format_func=lambda k: REGISTRY[k].name, key="xp_methods")
-    if unavailable:
+    if links.hidden("methods"):
+        chosen = [k for k in st.session_state.get("xp_methods", default) if k in available]
+    else:
+        chosen = st.multiselect("Methods", available, default=default,
+                                format_func=lambda k: REGISTRY[k].name, key="xp_methods")
+    if unavailable and not links.hidden("methods"):
         st.caption("Not available for this model: " + "; ".join(
             f"**{REGISTRY[k].name}**: {why}" for k, why in unavailable.items()))
 with top[1]:
     target = ew.target_picker(info, probs, "xp_target")
-    convs = info.cam_layers()
-    default_layer = info.cam_layer()
     layer = st.selectbox("Layer for the CAM family", convs,
                          index=convs.index(default_layer) if default_layer in convs else 0,
                          key=f"xp_layer_{info.key}", help="The output of the last conv block by "
@@ -41,20 +44,22 @@ with top[2]:
     show_signed = st.toggle("Signed maps", True, key="xp_signed",
                             help="Red pushes the score up, blue pushes it down.")
 
-params: dict[str, dict] = {}
-with st.expander("Method parameters (defaults from each paper)"):
-    advanced = st.toggle("Show advanced parameters", False, key="xp_adv")
-    pcols = st.columns(max(1, min(3, len(chosen))))
-    for i, key in enumerate(chosen):
-        with pcols[i % len(pcols)]:
-            st.markdown(f"**{REGISTRY[key].name}**")
-            params[key] = ew.param_widgets(REGISTRY[key], "xp", advanced)
-            if not REGISTRY[key].params:
-                st.caption("No parameters.")
+params: dict[str, dict] = ew.param_values(chosen, "xp")  # the link's, when hidden
+if not links.hidden("params"):
+    with st.expander("Method parameters (defaults from each paper)"):
+        advanced = st.toggle("Show advanced parameters", False, key="xp_adv")
+        pcols = st.columns(max(1, min(3, len(chosen))))
+        for i, key in enumerate(chosen):
+            with pcols[i % len(pcols)]:
+                st.markdown(f"**{REGISTRY[key].name}**")
+                params[key] = ew.param_widgets(REGISTRY[key], "xp", advanced)
+                if not REGISTRY[key].params:
+                    st.caption("No parameters.")
+link = state.sync_link(fields)
 
 tgt = pred if target is None else int(target)
 c1, c2 = st.columns([1, 2])
-c1.image(render.upscale(inp.raw, 224), caption=inp.title, width=220)
+c1.image(figures.png(inp.raw, 224), caption=inp.title, width=220)
 c2.plotly_chart(figures.topk_figure(probs, info.class_names, 5, inp.label, "Top-5 probabilities"),
                 width="stretch", key="xp_topk")
 c2.markdown(f"Explaining **{info.class_names[tgt]}** ({probs[tgt]:.1%}).")
@@ -71,6 +76,12 @@ for row in range(0, len(chosen), ncols):
         with col:
             results[key] = ew.run_method(info, inp.x, key, target, layer, params)
             ew.show_map(info, inp.raw, key, results[key], opacity, show_signed)
+
+report_slot = st.empty()  # the report button, drawn at the end with what the page computed
+curves = sanity = None
+if links.hidden("checks"):
+    ew.report_button(report_slot, info, inp, probs, tgt, results, params, layer, link)
+    st.stop()
 
 # --------------------------------------------------------------------------- faithfulness
 st.header("How faithful is each map?")
@@ -112,3 +123,4 @@ sanity = jobs.gated_result("Run the randomisation check", "xp_sanity", maps_key,
                            lambda: ew.randomisation(info, inp.x, list(ok), tgt, params))
 if sanity is not None:
     ew.show_randomisation(sanity)
+ew.report_button(report_slot, info, inp, probs, tgt, results, params, layer, link, curves, sanity)

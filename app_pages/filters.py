@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, figures, links, state, widgets
 from ui import network_view as view
 
 st.title("Filters and feature maps")
@@ -24,6 +24,11 @@ st.header("Feature maps for the current input")
 conv = info.layers_of(("Conv2D", "MaxPooling2D", "AveragePooling2D", "Activation",
                        "BatchNormalization", "DepthwiseConv2D", "SeparableConv2D"))
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+fields = [links.choice_field("layer", "fm_layer", conv[0] if conv else None, conv),
+          links.choice_field("order", "fm_sort", "index", ["index", "mean", "max"]),
+          links.choice_field("colours", "fm_cmap", "viridis",
+                             ["viridis", "gray", "magma", "coolwarm"])]
+links.restore(fields)
 layer = c1.selectbox("Layer", conv, index=0, key="fm_layer")
 sort = c2.radio("Order", ["index", "mean", "max"], horizontal=True, key="fm_sort",
                 format_func={"index": "channel", "mean": "mean activation",
@@ -32,6 +37,7 @@ fm = cache.feature_maps(info.key, info.model, layer, inp.x, sort)
 n_channels = len(fm.maps)
 limit = c3.slider("Maps shown", 1, n_channels, min(64, n_channels), key=f"fm_limit_{layer}")
 cmap = c4.selectbox("Colours", ["viridis", "gray", "magma", "coolwarm"], key="fm_cmap")
+state.sync_link(fields)
 order = fm.order[:limit]
 st.caption(f"`{layer}`: {n_channels} maps of {fm.maps.shape[1]}x{fm.maps.shape[2]}; "
            f"{view.silent_maps(fm.maps)} are all zero for this image (silent filters). Each tile "

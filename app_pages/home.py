@@ -1,10 +1,11 @@
 """Home: pick a model and an input image, see the prediction."""
 
+import pandas as pd
 import streamlit as st
 
-from ui import cache, figures, state, widgets
+from ui import cache, figures, links, state, widgets
 from ui import network_view as view
-from vizcore import data, models, render
+from vizcore import data, models
 
 st.title("vizcore: see inside a CNN")
 widgets.note(
@@ -13,6 +14,10 @@ widgets.note(
     "still be wrong. The other pages show why the network decided as it did.")
 
 info = state.current_model()
+fields = [links.int_field("topk", "topk", 5, 2, min(20, info.num_classes)), links.choice_field(
+    "dataset", "ds_name", "fashion_mnist" if info.input_shape[2] == 1 else "photos",
+    ["fashion_mnist", "digits", "mnist", "photos"])]
+links.restore(fields)
 
 # ----------------------------------------------------------------------------------- model
 st.header("1. The model")
@@ -30,7 +35,8 @@ with left:
                    "timings only.", icon=":material/warning:")
     if info.card:
         with st.expander("Model card", expanded=info.kind == "builtin"):
-            st.json(info.card, expanded=True)
+            st.table(pd.DataFrame(models.card_rows(info.card), columns=["", "value"])
+                     .set_index(""))
 with right:
     if cache.vgg16_weights_path() is None:
         with st.expander("Where is VGG16 (ImageNet)?"):
@@ -43,14 +49,17 @@ with right:
                     st.success("Downloaded. Pick 'VGG16 (ImageNet weights)' in the sidebar.")
                 except data.DataUnavailable as exc:
                     st.error(f"{exc}")
-    with st.expander("Use your own model (.keras or .h5)", icon=":material/upload_file:"):
-        widgets.model_upload_form()
+    if not links.hidden("upload"):
+        with st.expander("Use your own model (.keras or .h5)", icon=":material/upload_file:"):
+            widgets.model_upload_form()
 widgets.model_overview(info)
 
 # ----------------------------------------------------------------------------------- input
 st.header("2. The input image")
 gray28 = info.input_shape[2] == 1
-tab_names = ["Browse a dataset", "Upload an image"] + (["Draw"] if gray28 else [])
+can_upload = not links.hidden("upload")
+tab_names = ["Browse a dataset"] + (["Upload an image"] if can_upload else []) + (
+    ["Draw"] if gray28 else [])
 tabs = st.tabs(tab_names)
 
 with tabs[0]:
@@ -78,42 +87,45 @@ with tabs[0]:
         thumbs = st.columns(8)
         for col, i in zip(thumbs, strip):
             img = ds.extra["full"][i] if "full" in ds.extra else ds.images[i]
-            col.image(render.upscale(img, 84), caption=f"#{i} {ds.class_names[ds.labels[i]]}",
+            col.image(figures.png(img, 84), caption=f"#{i} {ds.class_names[ds.labels[i]]}",
                       width="stretch")
             if col.button("Use", key=f"use_{ds_name}_{i}"):
                 state.set_input({"kind": "dataset", "dataset": ds_name, "index": int(i)})
                 st.rerun()
 
-with tabs[1]:
-    img_file = st.file_uploader("Image (PNG, JPEG, WebP, BMP)", key="img_upload",
-                                type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"])
-    if img_file is not None:
-        try:
-            img = data.load_image(img_file.getvalue())
-            if st.session_state.get("vz_last_upload") != (img_file.name, img_file.size):
-                st.session_state["vz_last_upload"] = (img_file.name, img_file.size)
-                state.set_input({"kind": "image", "image": img, "title": img_file.name})
-                st.rerun()
-        except data.ImageError as exc:
-            st.error(f"{img_file.name}: {exc} The previous image stays selected.",
-                     icon=":material/broken_image:")
-    if gray28:
-        st.radio("Invert the image (the model expects a bright object on black)",
-                 ["auto", "yes", "no"], horizontal=True, key=state.INVERT_KEY,
-                 help="'auto' inverts photos with a light background.")
+if can_upload:
+    with tabs[1]:
+        img_file = st.file_uploader("Image (PNG, JPEG, WebP, BMP)", key="img_upload", type=[
+            "png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"])
+        if img_file is not None:
+            try:
+                img = data.load_image(img_file.getvalue())
+                if st.session_state.get("vz_last_upload") != (img_file.name, img_file.size):
+                    st.session_state["vz_last_upload"] = (img_file.name, img_file.size)
+                    state.set_input({"kind": "image", "image": img, "title": img_file.name})
+                    st.rerun()
+            except data.ImageError as exc:
+                st.error(f"{img_file.name}: {exc} The previous image stays selected.",
+                         icon=":material/broken_image:")
+        if gray28:
+            st.radio("Invert the image (the model expects a bright object on black)",
+                     ["auto", "yes", "no"], horizontal=True, key=state.INVERT_KEY,
+                     help="'auto' inverts photos with a light background.")
 
 if gray28:
-    with tabs[2]:
+    with tabs[-1]:
         from ui.canvas import draw_input
 
         draw_input()
+
+state.sync_link(fields)
 
 # ----------------------------------------------------------------------------------- prediction
 st.header("3. The prediction")
 inp = state.current_input(info)
 probs, _ = state.predict(info, inp)
 c1, c2 = st.columns([1, 2])
-c1.image(render.upscale(inp.raw, 224), width=260)
+c1.image(figures.png(inp.raw, 224), width=260)
 c1.caption(f"Input: {inp.title}, as the model sees it ({inp.raw.shape[0]}x{inp.raw.shape[1]}).")
 top = info.top_k(probs, 1)[0]
 truth = "" if inp.label is None else (

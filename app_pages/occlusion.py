@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import cache, jobs, state, widgets
+from ui import cache, jobs, links, state, widgets
 from ui import occlusion_view as view
 from vizcore import occlusion as occ
 
@@ -18,13 +18,28 @@ inp = state.current_input(info)
 h, w, c = info.input_shape
 small = min(h, w) <= 64
 
+side = max(2, min(h, w) // 2)
+methods = view.explain_options(info)
+fields = [links.int_field("patch", "occ_patch", occ.auto_patch(info.input_shape), 1, side),
+          links.int_field("stride", "occ_stride", occ.auto_stride(info.input_shape, occ.auto_patch(
+              info.input_shape)), 1, side),
+          links.choice_field("fill", "occ_fill", occ.FILLS[0], occ.FILLS),
+          links.class_field("class", "occ_target", info.num_classes),
+          links.choice_field("edit_fill", "oe_fill", occ.FILLS[0], occ.FILLS),
+          links.choice_field("cover", "oe_preset", next(iter(view.presets(h, w))),
+                             view.presets(h, w)),
+          links.choice_field("explain", "oe_method", methods[0], methods)]
+links.restore(fields)
+
 # ------------------------------------------------------------------------ sensitivity map
 st.header("Occlusion sensitivity map")
 _, pred = state.predict(info, inp)
 c1, c2, c3, c4 = st.columns(4)
 auto_p = occ.auto_patch(info.input_shape)
-patch = c1.slider("Patch size (pixels)", 1, max(2, min(h, w) // 2), auto_p, key="occ_patch",
+patch = c1.slider("Patch size (pixels)", 1, side, auto_p, key="occ_patch",
                   help="Side of the square that covers the image.")
+if st.session_state.get("occ_stride", 1) > max(2, patch):  # a link's stride over a smaller
+    st.session_state["occ_stride"] = max(2, patch)  # patch: keep the slider in its range
 stride = c2.slider("Stride (pixels)", 1, max(2, patch), occ.auto_stride(info.input_shape, patch),
                    key="occ_stride", help="Step between two patch positions; 1 = every pixel.")
 fill = c3.selectbox("Fill", occ.FILLS, key="occ_fill", format_func=lambda f: f"{f}: "
@@ -33,6 +48,7 @@ classes = [None, *range(info.num_classes)]
 target = c4.selectbox("Class", classes, key="occ_target",
                       format_func=lambda i: f"predicted: {info.class_names[pred]}" if i is None
                       else f"{i}: {info.class_names[i]}")
+state.sync_link(fields, cannot_travel=("Your drawing on the editor's canvas",))
 n_pass = view.n_passes(info, patch, stride)
 if jobs.gate("Compute the occlusion map", "occ_go",
              (info.key, inp.digest, patch, stride, fill, target), auto=small, type="primary",
@@ -64,7 +80,6 @@ def editor() -> None:
         st.error("The editor needs streamlit-drawable-canvas: `pip install "
                  "streamlit-drawable-canvas`.")
         return
-    methods = view.explain_options(info)
     e1, e2, e3, e4, e5 = st.columns(5)
     mode = e1.radio("Tool", ["rect", "circle", "freedraw"], key="oe_mode",
                     format_func={"rect": "Rectangle", "circle": "Circle",
@@ -84,10 +99,12 @@ def editor() -> None:
                            height=canvas_h, width=canvas_w,
                            key=f"oe_canvas_{info.key}_{inp.digest}", return_image_data=True,
                            update_streamlit=True)
+    state.sync_link(fields, button=False)  # the editor's settings, in the address bar too
     mask = view.editor_mask(None if result is None else result.image_data, preset, h, w)
     with jobs.cancellable("oe_compare"):
         cmp = cache.compare_occlusion(info.key, info, inp.x, mask, efill, method, None)
         view.show_comparison(info, inp.raw, inp.label, cmp, method, right)
 
 
-editor()
+if not links.hidden("editor"):
+    editor()

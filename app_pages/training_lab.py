@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import cache, figures, jobs, widgets
+from ui import cache, figures, jobs, state, widgets
 from ui import training_lab_view as view
 from vizcore import data, evolution, models, transfer
 
@@ -19,6 +19,7 @@ widgets.note(
     "head), the other starts from random numbers. When the curves of the first rise faster, "
     "the reused filters were useful for this task; it does not mean they are the best possible "
     "filters, and with enough data the scratch network often catches up.")
+state.sync_link()  # the Training lab keeps its runs on the server: the link opens the page
 
 ss = st.session_state
 runs_dir = Path(ss.get("tl_runs_dir", transfer.USER_RUNS_DIR))

@@ -3,7 +3,7 @@ that excite the same unit most."""
 
 import streamlit as st
 
-from ui import cache, jobs, state, widgets
+from ui import cache, jobs, links, state, widgets
 from ui import unit_viz as view
 from vizcore import actmax
 
@@ -23,6 +23,10 @@ if not layers:
              "in the sidebar.")
     st.stop()
 convs = info.layers_of(actmax.CONV_KINDS)
+d = actmax.default_params(info)
+mk = info.key
+fields = view.link_fields(info, layers, layers[len(convs) - 1 if convs else 0], d)
+links.restore(fields, known=False)
 
 c1, c2 = st.columns([3, 2])
 layer = c1.selectbox("Layer", layers, index=len(convs) - 1 if convs else 0, key="uv_layer",
@@ -32,6 +36,8 @@ layer = c1.selectbox("Layer", layers, index=len(convs) - 1 if convs else 0, key=
 kind = actmax.layer_kind(info.model, layer)
 n = actmax.n_units(info.model, layer)
 is_output = layer == info.model.layers[-1].name and n == info.num_classes
+fields.append(view.unit_field(info, layer))
+links.restore(fields[-1:], known=fields)
 if is_output:
     unit = c2.selectbox("Class unit", list(range(n)), key=f"uv_unit_{layer}",
                         format_func=lambda i: f"{i}: {info.class_names[i]}")
@@ -39,8 +45,6 @@ else:
     unit = int(c2.number_input(f"{'Channel' if kind == 'conv' else 'Unit'} (0-{n - 1})", 0,
                                n - 1, 0, 1, key=f"uv_unit_{layer}"))
 
-d = actmax.default_params(info)
-mk = info.key
 with st.expander("Optimisation settings (defaults tuned for this model)"):
     e1, e2, e3, e4 = st.columns(4)
     steps = e1.number_input("Steps", 1, 2000, d.steps, key=f"uv_steps_{mk}")
@@ -63,6 +67,7 @@ with st.expander("Optimisation settings (defaults tuned for this model)"):
     linear = e4.toggle("Linear head (dense)", d.linear, key=f"uv_linear_{mk}",
                        help="Maximise the pre-activation of a Dense unit (no ReLU/softmax).")
     project = e4.toggle("Keep in range each step", d.project, key=f"uv_project_{mk}")
+state.sync_link(fields)
 params = actmax.AMParams(int(steps), float(lr), opt, float(tv), float(nw), int(norm_p),
                          int(jitter), float(rotate), float(scale), float(noise), int(every),
                          int(seed), bool(linear), bool(project))

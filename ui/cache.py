@@ -213,6 +213,7 @@ _ATLAS = SharedResults(8)  # filter atlases
 _PEAKS = SharedResults(8)  # a layer's peaks over the dataset images (unit patches)
 _FEATURES = SharedResults(6)  # embeddings: features of a sample
 _PROJECTIONS = SharedResults(16)  # embeddings: 2-D maps and their quality
+_PREDICTIONS = SharedResults(512)  # one image's class probabilities
 #: Results of gated runs (:func:`ui.jobs.gated_result`): faithfulness, dataset scores, sanity.
 GATED = SharedResults(16)
 
@@ -221,6 +222,12 @@ def digest(a: np.ndarray) -> str:
     """A short content hash of an array (for cache and session keys)."""
     a = np.ascontiguousarray(a)
     return hashlib.sha1(a.tobytes() + str((a.shape, a.dtype)).encode()).hexdigest()[:16]
+
+
+def probabilities(info: models.ModelInfo, x: np.ndarray) -> np.ndarray:
+    """Class probabilities of one model-range image (shared: every page of every session that
+    shows this image asks for them; one forward pass serves them all). Do not modify."""
+    return _PREDICTIONS.get((info.key, digest(x)), lambda _cb: info.forward(x[None])[0])
 
 
 # --------------------------------------------------------------------------- models and data
@@ -615,10 +622,9 @@ def flip_rates(info: models.ModelInfo, n: int, levels: tuple[int, ...],
 def maximize(info: models.ModelInfo, layer: str, unit: int, params, text: str):
     """:func:`vizcore.actmax.maximize` for one unit under a progress bar, shared per (model,
     layer, unit, params)."""
-    from vizcore import actmax
 
     return _ACTMAX.get((info.key, layer, int(unit), params),
-                       lambda cb: actmax.maximize(info, layer, [unit], params, cb), text,
+                       lambda cb: store.maximization(info, layer, unit, params, cb), text,
                        "Optimising... {:.0%}", heavy=jobs.is_heavy(
                            info, 2 * params.steps, params.steps),
                        label="activation maximization")
@@ -669,7 +675,7 @@ def unit_patches(info: models.ModelInfo, layer: str, unit: int, k: int):
     from vizcore import patches
 
     images, data_key, source = patch_images(info.key, info.input_shape)
-    peaks = _PEAKS.get((info.key, layer, data_key), lambda cb: patches.layer_peaks(
+    peaks = _PEAKS.get((info.key, layer, data_key), lambda cb: store.layer_peaks(
         info, layer, images, data_key, progress=cb),
         f"Running {len(images):,} images through `{layer}` (once)...",
         heavy=jobs.is_heavy(info, len(images), math.ceil(len(images) / 256)),

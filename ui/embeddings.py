@@ -13,6 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from ui.figures import memo
+
 #: Above this many points the scatter is drawn with WebGL (Scattergl).
 GL_ABOVE = 2500
 
@@ -23,6 +25,7 @@ def class_colours(n: int) -> list[str]:
     return [base[i % len(base)] for i in range(n)]
 
 
+@memo
 def scatter_figure(coords: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
                    preds: np.ndarray, conf: np.ndarray, class_names: Sequence[str],
                    ids: Sequence[int], selected: int | None = None, mark_errors: bool = True,
@@ -98,6 +101,7 @@ def _fit_unit(xy: np.ndarray) -> np.ndarray:
     return centred / m
 
 
+@memo
 def animation_figure(snapshots: np.ndarray, iters: Sequence[int], labels: np.ndarray,
                      label_names: Sequence[str], exaggeration_iters: int = 0,
                      max_points: int = 2500, seed: int = 0, height: int = 560) -> go.Figure:

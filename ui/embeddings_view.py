@@ -107,12 +107,42 @@ def downloads(info, ds, ds_name: str, idx: np.ndarray, labels: np.ndarray, fs, r
     coords = {"": results[layer][0].coords}
     if embed.PIXELS in results and layer != embed.PIXELS:
         coords["pixels_"] = results[embed.PIXELS][0].coords
-    frame = embed.embedding_frame(idx.tolist(), labels, ds.class_names, fs.probs,
-                                  info.class_names, coords)
+
+    def csv() -> bytes:  # made when the button is pressed, not on every rerun
+        return embed.csv_bytes(embed.embedding_frame(idx.tolist(), labels, ds.class_names,
+                                                     fs.probs, info.class_names, coords))
+
     name = f"embedding_{method}_{layer}_{ds_name}_{len(idx)}"
     d1, d2 = st.columns(2)
-    d1.download_button("Download the embedding (CSV)", embed.csv_bytes(frame), f"{name}.csv",
+    d1.download_button("Download the embedding (CSV)", csv, f"{name}.csv",
                        "text/csv", key="emb_csv", icon=":material/download:")
-    d2.download_button("Download the coordinates (.npy)", render.npy_bytes(coords[""]),
+    d2.download_button("Download the coordinates (.npy)", lambda: render.npy_bytes(coords[""]),
                        f"{name}.npy", "application/octet-stream", key="emb_npy",
                        icon=":material/download:")
+
+
+def default_sample(info) -> int:
+    """The sample the page starts with: 2,000 images on a 28x28 model, the minimum (300) on a
+    bigger one (each image is a forward pass of a 224x224 network: 2,000 would take five minutes
+    of both cores and 3 GB of features on VGG16)."""
+    return embed.DEFAULT_SAMPLE if info.input_shape[:2] == (28, 28) else embed.MIN_SAMPLE
+
+
+def link_fields(info, layers: list[str], default_layer: str, datasets: list[str],
+                default_ds: str) -> list:
+    """The page's settings as link fields."""
+    from ui import links
+
+    return [links.choice_field("dataset", "emb_dataset", default_ds, datasets),
+            links.int_field("n", "emb_n", default_sample(info), embed.MIN_SAMPLE,
+                            embed.MAX_SAMPLE),
+            links.choice_field("layer", f"emb_layer_{info.key}", default_layer, layers),
+            links.choice_field("method", "emb_method", "tsne", list(embed.METHODS)),
+            links.int_field("perplexity", "emb_perplexity", 30, 5, 100),
+            links.int_field("iterations", "emb_iters", 500, 100, 1500),
+            links.int_field("every", "emb_every", 20, 5, 100),
+            links.int_field("neighbours", "emb_nn", 15, 2, 100),
+            links.float_field("min_dist", "emb_md", 0.1, 0.0, 1.0),
+            links.int_field("seed", "emb_seed", 0, 0, 10_000),
+            links.flag_field("pixels", "emb_compare", True),
+            links.int_field("k", "emb_k", 10, 3, 30)]

@@ -37,10 +37,8 @@ def param_widgets(spec, key_prefix: str, show_advanced: bool = False) -> dict:
         elif p.kind == "float":
             lo, hi = float(p.low or 0.0), float(p.high or 1.0)
             if p.log:
-                values[p.name] = st.select_slider(
-                    label, options=sorted({float(f"{v:.2g}") for v in np.geomspace(
-                        max(lo, 1e-9), hi, 13)} | {float(p.default)}),
-                    value=float(p.default), key=key, help=p.help)
+                values[p.name] = st.select_slider(label, options=log_options(p),
+                                                  value=float(p.default), key=key, help=p.help)
             else:
                 values[p.name] = st.slider(label, lo, hi, float(p.default), key=key, help=p.help)
         elif p.kind == "choice":
@@ -50,6 +48,60 @@ def param_widgets(spec, key_prefix: str, show_advanced: bool = False) -> dict:
         elif p.kind == "bool":
             values[p.name] = st.checkbox(label, bool(p.default), key=key, help=p.help)
     return values
+
+
+def param_values(keys, key_prefix: str) -> dict[str, dict]:
+    """The methods' parameters as set (by a link) without their widgets: the stored value or
+    the paper's default, advanced ones included only when set."""
+    out = {}
+    for k in keys:
+        vals = {}
+        for p in REGISTRY[k].params:
+            key = f"{key_prefix}_{k}_{p.name}"
+            if key in st.session_state or not p.advanced:
+                vals[p.name] = st.session_state.get(key, p.default)
+        out[k] = vals
+    return out
+
+
+def log_options(p) -> list[float]:
+    """The choices of a log-scale float parameter's slider."""
+    lo, hi = float(p.low or 0.0), float(p.high or 1.0)
+    return sorted({float(f"{v:.2g}") for v in np.geomspace(max(lo, 1e-9), hi, 13)}
+                  | {float(p.default)})
+
+
+def link_fields(info: ModelInfo, available: list[str], default: list[str],
+                convs: list[str], default_layer: str | None) -> list:
+    """The Explain page's controls as link fields: methods, class, layer, display, every
+    method's parameters (``<method>.<param>``) and the faithfulness steps."""
+    from ui import links
+
+    fields = [links.list_field("methods", "xp_methods", default, available),
+              links.class_field("class", "xp_target", info.num_classes),
+              links.float_field("opacity", "xp_opacity", 0.5, 0.0, 1.0),
+              links.flag_field("signed", "xp_signed", True),
+              links.flag_field("advanced", "xp_adv", False),
+              links.int_field("steps", "xp_steps", 40, 10, 100)]
+    if convs:
+        fields.append(links.choice_field("layer", f"xp_layer_{info.key}", default_layer, convs))
+    for m in available:
+        for p in REGISTRY[m].params:
+            name, key = f"{m}.{p.name}", f"xp_{m}_{p.name}"
+            if p.kind == "int":
+                fields.append(links.int_field(name, key, int(p.default), int(p.low or 1),
+                                              int(p.high or 100)))
+            elif p.kind == "float" and p.log:
+                fields.append(links.Field(name, key, "float", float(p.default),
+                                          options=tuple(log_options(p))))
+            elif p.kind == "float":
+                fields.append(links.float_field(name, key, float(p.default), float(p.low or 0),
+                                                float(p.high or 1)))
+            elif p.kind == "choice":
+                fields.append(links.choice_field(name, key, p.default, p.choices))
+            elif p.kind == "bool":
+                fields.append(links.flag_field(name, key, bool(p.default)))
+    return fields
 
 
 def target_picker(info: ModelInfo, probs: np.ndarray, key: str) -> int | None:
@@ -118,8 +170,8 @@ def show_map(info: ModelInfo, raw: np.ndarray, key: str, res, opacity: float,
         st.caption(describe_stats(res.stats))
     st.caption(f"{spec.note} *Cost: {spec.cost}; took {res.seconds * 1000:.0f} ms"
                + (f" at layer `{res.layer}`" if res.layer else "") + ".*")
-    png = render.overlay(render.upscale(raw, 224), res.heatmap, opacity)
-    widgets.downloads(f"{key}_{info.class_names[res.target]}", png,
+    widgets.downloads(f"{key}_{info.class_names[res.target]}",
+                      lambda: render.overlay(render.upscale(raw, 224), res.heatmap, opacity),
                       res.signed if res.signed is not None else res.heatmap, key=key)
 
 
@@ -192,3 +244,60 @@ def show_randomisation(res) -> None:
                     width="stretch", key="xp_sanity_fig")
     if res.skipped:
         st.caption("Skipped: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def report_html(info: ModelInfo, inp, probs: np.ndarray, target: int, results: dict,
+                params: dict, layer: str | None, url: str, curves=None, sanity=None) -> str:
+    """The page as a self-contained HTML report (:func:`vizcore.report.explain_report`).
+
+    Faithfulness and the sanity check are computed here when the page has not run them and
+    the model is small (a 28x28 model: about a second); on a big model the report says they
+    were not run. Runs without Streamlit (a download's deferred callable)."""
+    from vizcore import models, report
+    from vizcore.explain import metrics
+
+    ok = {k: r for k, r in results.items() if not isinstance(r, str)}
+    small = min(info.input_shape[:2]) <= 64
+    missing = []
+    if curves is None and ok and small:
+        curves = {k: metrics.deletion_insertion(info, inp.x, r, steps=40, target=target)
+                  for k, r in ok.items()}
+    if sanity is None and ok and small:
+        sanity = metrics.randomisation_check(info, inp.x, list(ok), target=target,
+                                             params={k: params.get(k, {}) for k in ok})
+    if not small and (curves is None or sanity is None):
+        missing.append("On this model the faithfulness scores and the sanity check take a "
+                       "while: run them on the page first and download the report again to "
+                       "include them.")
+    settings = {"explained class": f"{info.class_names[target]} ({target})",
+                "CAM layer": layer or "-"}
+    for k in ok:
+        settings[REGISTRY[k].name] = ", ".join(f"{n}={v}" for n, v in params.get(k, {}).items()
+                                               ) or "defaults"
+    return report.explain_report(
+        title=f"Why {info.class_names[int(np.argmax(probs))]}? An explained prediction",
+        model_label=info.label, card_rows=models.card_rows(info.card), image=inp.raw,
+        image_title=inp.title, probs=probs, class_names=info.class_names,
+        true_label=inp.label, target=target, maps=ok,
+        names={k: REGISTRY[k].name for k in REGISTRY},
+        notes={k: REGISTRY[k].note for k in REGISTRY}, curves=curves, sanity=sanity,
+        settings=settings, link=url, missing=missing)
+
+
+def report_button(slot, info: ModelInfo, inp, probs, target: int, results: dict, params: dict,
+                  layer: str | None, link, curves=None, sanity=None) -> None:
+    """"Download report": the HTML file is made when the button is pressed."""
+    from ui import links
+
+    url = links.page_url(link.query())
+    slot.download_button(
+        "Download report (HTML)", lambda: report_html(info, inp, probs, target, results, params,
+                                                      layer, url, curves, sanity),
+        f"vizcore_report_{info.class_names[target]}.html".replace("/", "-").replace(" ", "_"),
+        "text/html", key="xp_report", on_click="ignore", icon=":material/description:",
+        help="One self-contained HTML file (images embedded, opens offline): the input, the "
+             "top-5, every map with its note, the faithfulness table, the sanity check, the "
+             "model card, the settings and the link that reopens this view.")

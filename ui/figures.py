@@ -9,7 +9,11 @@ or laid over its image. The Embeddings page's scatter and t-SNE animation live i
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -24,6 +28,92 @@ COLOURS = {"transfer": "#1f77b4", "scratch": "#ff7f0e"}
 OVERLAY_COLOURS = {"transfer": "#7fb3d5", "scratch": "#f5b041"}
 
 
+# --------------------------------------------------------------------------- shared figures
+
+#: How many built figures :func:`memo` keeps (process-wide, least recently used first out).
+MEMO_ENTRIES = 96
+_memo: OrderedDict[tuple, go.Figure] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _feed(h, value) -> None:
+    """Feed ``value``'s content into the hash ``h`` (arrays by their bytes, containers by item)."""
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        h.update(f"a{a.dtype.str}{a.shape}".encode())
+        h.update(a.view(np.uint8).reshape(-1) if a.dtype != object else repr(a.tolist()).encode())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"s{len(value)}(".encode())
+        for v in value:
+            _feed(h, v)
+        h.update(b")")
+    elif isinstance(value, Mapping):
+        h.update(f"m{len(value)}(".encode())
+        for k in sorted(value, key=repr):
+            _feed(h, k)
+            _feed(h, value[k])
+        h.update(b")")
+    else:
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def memo(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+    """Build a figure once per distinct content of its arguments, for every session.
+
+    A page rerun (a click anywhere, thirty students on the same image) would otherwise rebuild
+    and re-validate the same plotly figure each time, which is most of a rerun's CPU under
+    load. Arguments are keyed by content (arrays by their bytes), so equal inputs share one
+    figure. The figure returned is shared: callers must not modify it (``st.plotly_chart``
+    only reads it). Its ``to_dict()`` is computed once and shared too.
+    """
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs) -> go.Figure:
+        h = hashlib.blake2b(builder.__qualname__.encode(), digest_size=20)
+        _feed(h, args)
+        _feed(h, kwargs)
+        key = (builder.__module__, h.digest())
+        with _memo_lock:
+            fig = _memo.get(key)
+            if fig is not None:
+                _memo.move_to_end(key)
+                return fig
+        fig = builder(*args, **kwargs)  # outside the lock: a rare duplicate build is harmless
+        spec = fig.to_dict()  # what st.plotly_chart asks for on every rerun: a deep copy plus
+        fig.to_dict = lambda: spec  # a typed-array encoding of every array, made once here
+        with _memo_lock:
+            _memo[key] = fig
+            while len(_memo) > MEMO_ENTRIES:
+                _memo.popitem(last=False)
+        return fig
+
+    build.uncached = builder
+    return build
+
+
+_png_memo: OrderedDict[bytes, bytes] = OrderedDict()
+
+
+def png(img: np.ndarray, side: int | None = None) -> bytes:
+    """``img`` (uint8 or float, gray or RGB) as PNG bytes, upscaled with hard pixels so that its
+    shorter side is at least ``side``; encoded once per content for every session (st.image of
+    an array would encode it again on every rerun)."""
+    a = np.ascontiguousarray(img)
+    h = hashlib.blake2b(a.view(np.uint8).reshape(-1), digest_size=20)
+    h.update(f"{a.dtype.str}{a.shape}{side}".encode())
+    key = h.digest()
+    with _memo_lock:
+        if key in _png_memo:
+            _png_memo.move_to_end(key)
+            return _png_memo[key]
+    data = render.png_bytes(render.upscale(a, side) if side else a)
+    with _memo_lock:
+        _png_memo[key] = data
+        while len(_png_memo) > 4 * MEMO_ENTRIES:
+            _png_memo.popitem(last=False)
+    return data
+
+
 def _title(title: str) -> dict | None:
     return dict(text=title, font=dict(size=13)) if title else None
 
@@ -31,6 +121,7 @@ def _title(title: str) -> dict | None:
 # --------------------------------------------------------------------------- maps
 
 
+@memo
 def heatmap_figure(values: np.ndarray, image: np.ndarray | None = None, *, signed: bool = False,
                    opacity: float = 0.6, zmin: float | None = None, zmax: float | None = None,
                    colorscale: str | None = None, colorbar_title: str = "", title: str = "",
@@ -78,6 +169,7 @@ def heatmap_figure(values: np.ndarray, image: np.ndarray | None = None, *, signe
 # --------------------------------------------------------------------------- bars
 
 
+@memo
 def topk_figure(probs: np.ndarray, class_names: Sequence[str], k: int = 5,
                 true_label: int | None = None, title: str = "") -> go.Figure:
     """Horizontal bars of the ``k`` most probable classes, most probable on top (the true class
@@ -166,6 +258,7 @@ def _data_uri(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(render.png_bytes(img)).decode()
 
 
+@memo
 def actmax_animation_figure(frames: np.ndarray, steps: np.ndarray, title: str = "",
                             size: int = 420) -> go.Figure:
     """A plotly image animation over the recorded frames (T, H, W, C) uint8: a play/pause

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from ui import links
 from ui.cache import (
     UPLOADS,
     UploadGone,
@@ -21,6 +22,7 @@ from ui.cache import (
     load_dataset,
     load_model,
     load_upload,
+    probabilities,
     vgg16_weights_path,
 )
 from ui.cache import digest as array_digest
@@ -312,14 +314,64 @@ def _same_classes(ds_name: str, info: models.ModelInfo) -> bool:
 
 
 def predict(info: models.ModelInfo, inp: InputImage) -> tuple[np.ndarray, int]:
-    """(class probabilities of the input, the predicted class): one forward pass."""
-    probs = info.forward(inp.x[None])[0]
+    """(class probabilities of the input, the predicted class): one forward pass, shared."""
+    probs = probabilities(info, inp.x)
     return probs, int(np.argmax(probs))
 
 
 def input_sidebar(info: models.ModelInfo) -> None:
     """A thumbnail of the current input in the sidebar."""
-    from vizcore.render import upscale
+    from ui.figures import png
 
     inp = current_input(info)
-    st.sidebar.image(upscale(inp.raw, 112), caption=inp.title, width=140)
+    st.sidebar.image(png(inp.raw, 112), caption=inp.title, width=140)
+
+
+# --------------------------------------------------------------------------- links
+
+
+def link_image(text: str) -> str | None:
+    """Apply a link's ``img=dataset:index``; None when done, else why it cannot be used."""
+    from vizcore.lessons import LessonError, parse_image
+
+    try:
+        name, index = parse_image(text)
+        ds = load_dataset(name)
+    except LessonError as exc:
+        return str(exc).replace("image ", "", 1)
+    except data.DataUnavailable as exc:
+        return f"that dataset is not on this server ({exc})"
+    if not 0 <= index < len(ds):
+        return f"{data.DATASET_LABELS[name]} has images 0 to {len(ds) - 1}"
+    set_input({"kind": "dataset", "dataset": name, "index": index})
+    return None
+
+
+def common_link() -> tuple[dict[str, str], list[str]]:
+    """(the model / image / hide / lesson parameters of the current view, what cannot travel)."""
+    params: dict[str, str] = {}
+    cannot: list[str] = []
+    model = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
+    if current_upload() is not None:
+        cannot.append("Your uploaded model")
+    elif model != DEFAULT_MODEL:
+        params["model"] = model
+    source = st.session_state.get(INPUT_KEY) or default_source()
+    if source["kind"] == "dataset":
+        if source != default_source():
+            params["img"] = f"{source['dataset']}:{int(source['index'])}"
+    else:
+        cannot.append("Your uploaded or drawn image")
+    if hide := st.session_state.get(links.HIDE_KEY):
+        params["hide"] = ",".join(sorted(hide))
+    if lesson := st.session_state.get(links.LESSON_KEY):
+        params["lesson"] = lesson
+    return params, cannot
+
+
+def sync_link(fields=(), extra: dict[str, str] | None = None, button: bool = True,
+              cannot_travel: tuple[str, ...] = ()) -> links.Link:
+    """Write the current view (the page's ``fields`` and the common state) to the address bar
+    and draw the "Copy link" button (see :mod:`ui.links`)."""
+    common, cannot = common_link()
+    return links.sync(fields, common, [*cannot, *cannot_travel], extra, button)

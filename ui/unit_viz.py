@@ -84,3 +84,25 @@ def show_atlas(info, rows, n_filters: int, big: bool) -> None:
     tiles = np.concatenate([r.images for r in rows])
     widgets.downloads(f"{info.model.name}_filter_atlas", tiles_image(tiles, n_filters), tiles,
                       key="uv_atlas")
+
+
+def link_fields(info, layers: list[str], default_layer: str, d) -> list:
+    """The page's controls as link fields (the unit's, which depends on the layer, apart)."""
+    from ui import links
+
+    mk = info.key
+    return [links.choice_field("layer", "uv_layer", default_layer, layers),
+            links.int_field("steps", f"uv_steps_{mk}", d.steps, 1, 2000),
+            links.float_field("lr", f"uv_lr_{mk}", d.learning_rate, 1e-5, 100.0),
+            links.float_field("tv", f"uv_tv_{mk}", d.tv_weight, 0.0, 100.0),
+            links.float_field("norm", f"uv_norm_{mk}", d.norm_weight, 0.0, 100.0),
+            links.int_field("jitter", f"uv_jitter_{mk}", d.jitter, 0, 64),
+            links.int_field("seed", f"uv_seed_{mk}", d.seed, 0, 10_000),
+            links.int_field("k", "uv_k", 9, 3, 16)]
+
+
+def unit_field(info, layer: str):
+    from ui import links
+    from vizcore import actmax
+
+    return links.int_field("unit", f"uv_unit_{layer}", 0, 0, actmax.n_units(info.model, layer) - 1)

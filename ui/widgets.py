@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 
@@ -15,16 +17,22 @@ def note(text: str) -> None:
     st.info(text, icon=":material/school:")
 
 
-def downloads(name: str, png: np.ndarray | None = None, array: np.ndarray | None = None,
-              key: str = "") -> None:
-    """PNG and .npy download buttons side by side."""
+def downloads(name: str, png: np.ndarray | Callable[[], np.ndarray] | None = None,
+              array: np.ndarray | None = None, key: str = "") -> None:
+    """PNG and .npy download buttons side by side.
+
+    The files are made when the button is pressed (a deferred ``data`` callable), not on every
+    rerun: encoding them each time cost a rerun more than drawing its maps, and a session kept
+    every file in memory while it was open. ``png`` may be a callable that makes the image."""
     cols = st.columns(2)
     if png is not None:
-        cols[0].download_button("Download PNG", render.png_bytes(png), f"{name}.png",
+        cols[0].download_button("Download PNG",
+                                lambda: render.png_bytes(png() if callable(png) else png),
+                                f"{name}.png",
                                 "image/png", key=f"dl_png_{key or name}", on_click="ignore",
                                 icon=":material/download:")
     if array is not None:
-        cols[1].download_button("Download .npy", render.npy_bytes(array), f"{name}.npy",
+        cols[1].download_button("Download .npy", lambda: render.npy_bytes(array), f"{name}.npy",
                                 "application/octet-stream", key=f"dl_npy_{key or name}",
                                 on_click="ignore",
                                 icon=":material/download:")

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "embed", help="write a 2-D map (t-SNE/UMAP/PCA) of a dataset or an image folder as CSV"))
     p_warm = sub.add_parser("warm", help="precompute a lesson's maps and embeddings")
     p_warm.add_argument("--preset", default="class", help="preset name (see --list)")
-    p_warm.add_argument("--list", action="store_true", help="list the presets and exit")
+    p_warm.add_argument("--lesson", help="a lesson's name (assets/lessons/NAME.toml): precompute "
+                        "everything its tour shows")
+    p_warm.add_argument("--list", action="store_true", help="list the presets and lessons")
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -48,19 +50,29 @@ def main(argv: list[str] | None = None) -> int:
 
         return embed_command(args)
     elif args.command == "warm":
+        from vizcore import lessons
         from vizcore.store import store_dir
-        from vizcore.warm import PRESETS, warm
+        from vizcore.warm import PRESETS, lesson_preset, warm
 
         if args.list:
             for p in PRESETS.values():
                 print(f"{p.name:12s} {p.description}")
+            for name in lessons.available():
+                print(f"--lesson {name}: {lessons.load(name).title}")
             return 0
-        if args.preset not in PRESETS:
+        if args.lesson:
+            try:
+                preset = lesson_preset(lessons.load(args.lesson))
+            except lessons.LessonError as exc:
+                print(f"cannot warm lesson {args.lesson!r}: {exc}")
+                return 2
+        elif args.preset not in PRESETS:
             print(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
             return 2
-        times = warm(PRESETS[args.preset])
-        print(f"warmed preset {args.preset!r} in {sum(times.values()):.1f} s; results in "
-              f"{store_dir()}")
+        else:
+            preset = PRESETS[args.preset]
+        times = warm(preset)
+        print(f"warmed {preset.name!r} in {sum(times.values()):.1f} s; results in {store_dir()}")
     elif args.command == "sample":
         import numpy as np
 

@@ -558,3 +558,36 @@ def load_user_model(data: bytes, filename: str, scaling: str | None = None,
         card["input size"] = (f"{size[0]}x{size[1]}, chosen (the model accepts any size)")
     return ModelInfo(upload_key(digest, chosen, class_names, size), f"Your model: {filename}",
                      model, chosen, list(class_names), card, "upload")
+
+
+#: Readable names of model-card fields (others are shown with their key, capitalised).
+CARD_LABELS = {"name": "Name", "architecture": "Architecture", "data": "Trained on",
+               "input": "Input", "epochs": "Epochs", "batch_size": "Batch size",
+               "augmentation": "Augmentation", "optimizer": "Optimizer", "seed": "Seed",
+               "test_accuracy": "Test accuracy", "parameters": "Parameters",
+               "train_seconds": "Training time", "file": "File", "sha256": "SHA-256",
+               "command": "Command", "notes": "Notes"}
+
+
+def _card_value(key: str, value) -> str:
+    if key.endswith("accuracy") and isinstance(value, float) and 0 <= value <= 1:
+        return f"{value:.1%}"
+    if key.endswith("seconds") and isinstance(value, (int, float)):
+        m, s = divmod(int(round(value)), 60)
+        h, m = divmod(m, 60)
+        return f"{h} h {m} min" if h else f"{m} min {s} s"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+def card_rows(card: dict) -> list[tuple[str, str]]:
+    """A model card as (label, readable value) rows, known fields first (no training
+    history: it is a figure, not a table row)."""
+    keys = [k for k in CARD_LABELS if k in card] + [k for k in card if k not in CARD_LABELS]
+    return [(CARD_LABELS.get(k, k[:1].upper() + k[1:].replace("_", " ")), _card_value(k, card[k]))
+            for k in keys if k != "history"]

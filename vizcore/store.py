@@ -210,3 +210,30 @@ def projection(X: np.ndarray, labels: np.ndarray, method: str, seed: int, params
     parts = ("projection", np.asarray(X), np.asarray(labels), method, int(seed), dict(params),
              int(k))
     return cached(parts, compute)
+
+
+def maximization(info, layer: str, unit: int, params, progress=None):
+    """:func:`vizcore.actmax.maximize` of one unit through the store (keyed by the model's
+    weights, the unit and every optimisation setting): the tour's and the unit page's
+    animations, precomputed by ``python -m vizcore warm --lesson``."""
+    from vizcore import actmax
+
+    def compute():
+        return actmax.maximize(info, layer, [int(unit)], params, progress)
+
+    if store_dir() is None:
+        return compute()
+    return cached(("actmax", model_identity(info), layer, int(unit), params.as_dict()), compute)
+
+
+def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, progress=None):
+    """:func:`vizcore.patches.layer_peaks` through the store (keyed by the model's weights,
+    the layer and the images' key): one pass over the dataset per layer and machine."""
+    from vizcore import patches
+
+    def compute():
+        return patches.layer_peaks(info, layer, images, data_key, progress=progress)
+
+    if store_dir() is None:
+        return compute()
+    return cached(("peaks", model_identity(info), layer, data_key, len(images)), compute)

@@ -45,6 +45,7 @@ class WarmPreset:
     embeddings: tuple[str, ...] = ("tsne",)
     sample: int = 2000
     extra: dict = field(default_factory=dict)
+    units: tuple[tuple[str, int], ...] = ()  # (layer, unit): activation maximization + patches
 
 
 PRESETS: dict[str, WarmPreset] = {p.name: p for p in (
@@ -57,6 +58,22 @@ PRESETS: dict[str, WarmPreset] = {p.name: p for p in (
     WarmPreset("embeddings", "t-SNE and UMAP of 2,000 images (compiles UMAP once per machine)",
                images=(), methods=(), embeddings=("tsne", "umap")),
 )}
+
+
+def lesson_preset(lesson) -> WarmPreset:
+    """What a lesson's tour shows (:mod:`vizcore.lessons`), as a preset: its images explained
+    with its methods (and occlusion), the embedding, the unit's animation and patches."""
+    from vizcore.lessons import parse_image
+
+    images = [parse_image(i) for i in lesson.images]
+    dataset = images[0][0]
+    methods = list(lesson.methods) + (["occlusion"] if "occlusion" in lesson.steps else [])
+    units: tuple = ()
+    if {"unit", "patches"} & set(lesson.steps):
+        units = ((lesson.unit_layer or "", lesson.unit_index),)
+    return WarmPreset(f"lesson:{lesson.name}", lesson.title, lesson.model, dataset,
+                      tuple(i for d, i in images if d == dataset), tuple(methods),
+                      ("tsne",) if "embedding" in lesson.steps else (), units=units)
 
 
 def input_image(info, dataset: str, index: int) -> np.ndarray:
@@ -90,13 +107,19 @@ def warm(preset: WarmPreset, log: Callable[[str], None] = print) -> dict:
         info = models.load_vgg16("random" if preset.model == "vgg16-random" else "auto")
     times["load model"] = time.perf_counter() - t0
     log(f"model {info.label}: {times['load model']:.1f} s")
+    from vizcore.explain import REGISTRY
+
     for i in preset.images:
         x = input_image(info, preset.dataset, i)
         for m in preset.methods:
+            if not REGISTRY[m].applies_to(info)[0]:
+                continue
             t0 = time.perf_counter()
             store.explanation(info, x, m)
             times[f"{m} #{i}"] = time.perf_counter() - t0
         log(f"image #{i}: {', '.join(preset.methods)} done")
+    for layer, unit in preset.units:
+        _warm_unit(info, layer, unit, times, log)
     if preset.embeddings:
         if "umap" in preset.embeddings:
             t0 = time.perf_counter()
@@ -115,3 +138,20 @@ def warm(preset: WarmPreset, log: Callable[[str], None] = print) -> dict:
                 times[f"{method} {space}"] = time.perf_counter() - t0
                 log(f"{embed.METHODS[method]} of {space}: {times[f'{method} {space}']:.1f} s")
     return times
+
+
+def _warm_unit(info, layer: str, unit: int, times: dict, log) -> None:
+    """The unit page's (and the tour's) activation maximization and dataset patches."""
+    from vizcore import actmax, data, store
+
+    convs = info.layers_of(actmax.CONV_KINDS)
+    layer = layer if layer in convs else convs[-1]
+    t0 = time.perf_counter()
+    store.maximization(info, layer, unit, actmax.default_params(info))
+    times[f"actmax {layer}:{unit}"] = time.perf_counter() - t0
+    if info.input_shape == (28, 28, 1):  # the app's patch images for a 28x28 model
+        ds = data.load_fashion_mnist("test")
+        t0 = time.perf_counter()
+        store.layer_peaks(info, layer, ds.images, f"fashion_mnist:test:{len(ds)}")
+        times[f"patches {layer}"] = time.perf_counter() - t0
+    log(f"unit {unit} of {layer}: activation maximization and patches done")

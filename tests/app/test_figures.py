@@ -197,3 +197,29 @@ def test_training_curves_current_run_and_faded_overlays():
     assert tuple(fig.layout.xaxis.range) == pytest.approx((0.7, 4.3))  # the longest run
     assert fig.layout.yaxis.title.text == "loss (cross-entropy)"
     assert len(figures.training_curves_figure(None, [], "loss").data) == 0
+
+
+def test_memo_shares_a_figure_between_equal_inputs_only():
+    rng = np.random.default_rng(0)
+    a = rng.random((8, 8)).astype(np.float32)
+    first = figures.heatmap_figure(a, title="t")
+    assert figures.heatmap_figure(a.copy(), title="t") is first  # same content, another array
+    assert figures.heatmap_figure(a, title="u") is not first  # another argument
+    b = a.copy()
+    b[3, 3] += 1e-3
+    assert figures.heatmap_figure(b, title="t") is not first  # one value differs
+    assert figures.heatmap_figure(a.reshape(4, 16), title="t") is not first  # same bytes, shape
+    assert figures.heatmap_figure(a.astype(np.float64), title="t") is not first  # dtype
+    # the shared figure is the one the builder makes
+    fresh = figures.heatmap_figure.uncached(a, title="t")
+    assert fresh.to_plotly_json() == first.to_plotly_json()
+
+
+def test_memo_is_bounded(monkeypatch):
+    monkeypatch.setattr(figures, "MEMO_ENTRIES", 3)
+    probs = np.full(10, 0.1)
+    names = [f"c{i}" for i in range(10)]
+    built = [figures.topk_figure(probs, names, k) for k in range(1, 6)]
+    assert len(figures._memo) <= 3
+    assert figures.topk_figure(probs, names, 5) is built[-1]  # the newest is kept
+    assert figures.topk_figure(probs, names, 1) is not built[0]  # the oldest went
