@@ -24,6 +24,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
 margin-top:1.6em}.muted{color:#666;font-size:.9em}
+.pred{display:grid;grid-template-columns:260px 1fr;gap:1em;align-items:start}
 .maps{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:1em}
 figure{margin:0;border:1px solid #e4e4e4;border-radius:6px;padding:.6em;break-inside:avoid}
 figure img{width:100%;image-rendering:pixelated}figcaption{font-size:.85em;color:#444}
@@ -165,7 +166,7 @@ def explain_report(*, title: str, model_label: str, card_rows: Sequence[tuple[st
     pred = int(np.argmax(probs))
     verdict = "" if true_label is None else (
         " (correct)" if pred == true_label else f" (wrong: the image is {class_names[true_label]})")
-    out.append("<h2>Input and prediction</h2><div class='maps'>"
+    out.append("<h2>Input and prediction</h2><div class='pred'>"
                f"<figure>{img_tag(image, 'input image')}<figcaption>{e(image_title)}"
                f"</figcaption></figure><figure>{topk_png(probs, class_names, 5, true_label)}"
                f"<figcaption>Predicted <b>{e(class_names[pred])}</b> ({probs[pred]:.1%})"

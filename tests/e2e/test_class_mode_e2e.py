@@ -54,7 +54,7 @@ def pick(page, label: str, option: str) -> None:
 def nudge(page, label: str, key: str, times: int) -> None:
     """Move the slider labelled ``label`` by ``times`` keyboard steps."""
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text=label).first.locator(
-        '[role="slider"]')
+        'input[type="range"], [role="slider"]').first
     thumb.focus()
     for _ in range(times):
         thumb.press(key)
@@ -72,6 +72,7 @@ def test_explain_view_reopens_from_its_link(app_url, page):
     pick(page, "Explain which class?", "Trouser")
     settle(page, "Explain a prediction")
     page.get_by_text("Method parameters").first.click()
+    page.locator('[data-testid="stSlider"]').filter(has_text="noise").first.wait_for()
     nudge(page, "noise", "ArrowRight", 3)
     nudge(page, "Heatmap opacity", "ArrowLeft", 2)
     settle(page, "Explain a prediction")
