@@ -406,8 +406,11 @@ def _release_upload(args: tuple) -> None:
 UPLOADS = Holders(_release_upload)
 
 
-@st.cache_data(show_spinner="Loading the dataset...", max_entries=8)
+@st.cache_resource(show_spinner="Loading the dataset...", max_entries=8)
 def load_dataset(name: str) -> data.Dataset:
+    """A dataset, shared by every session (read-only: do not modify its arrays). Not
+    ``st.cache_data``: that unpickled a fresh copy of all its images on every call, several
+    times per rerun (a tenth of a rerun's CPU under a class's load)."""
     return data.load_dataset(name)
 
 
