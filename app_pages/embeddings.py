@@ -125,13 +125,16 @@ view.show_neighbours(ds, idx, labels, fs, spaces, selected, k)
 proj, _ = results[layer]
 if proj.snapshots is not None and len(proj.snapshots) > 1:
     st.header("How t-SNE got there")
-    st.caption(f"Positions every {proj.params['snapshot_every']} iterations, each frame rescaled "
-               f"to fit: the first {proj.exaggeration_iters} iterations exaggerate the "
-               "attractions so that clusters form, then the map relaxes. Press Play.")
-    st.plotly_chart(figs.animation_figure(proj.snapshots, proj.snapshot_iters, labels,
-                                          ds.class_names, proj.exaggeration_iters,
-                                          seed=int(seed)),
-                    width="stretch", key="emb_anim")
+    if st.toggle("Show the optimisation as an animation", False, key="emb_anim_on",
+                 help="Off by default: the animation holds every snapshot of every point, the "
+                      "heaviest figure of the app for a browser to draw."):
+        st.caption(f"Positions every {proj.params['snapshot_every']} iterations, each frame "
+                   f"rescaled to fit: the first {proj.exaggeration_iters} iterations exaggerate "
+                   "the attractions so that clusters form, then the map relaxes. Press Play.")
+        st.plotly_chart(figs.animation_figure(proj.snapshots, proj.snapshot_iters, labels,
+                                              ds.class_names, proj.exaggeration_iters,
+                                              seed=int(seed)),
+                        width="stretch", key="emb_anim")
 
 # ------------------------------------------------------------------------ downloads
 view.downloads(info, ds, ds_name, idx, labels, fs, results, layer, method)

@@ -145,4 +145,5 @@ def link_fields(info, layers: list[str], default_layer: str, datasets: list[str]
             links.float_field("min_dist", "emb_md", 0.1, 0.0, 1.0),
             links.int_field("seed", "emb_seed", 0, 0, 10_000),
             links.flag_field("pixels", "emb_compare", True),
-            links.int_field("k", "emb_k", 10, 3, 30)]
+            links.int_field("k", "emb_k", 10, 3, 30),
+            links.flag_field("animation", "emb_anim_on", False)]

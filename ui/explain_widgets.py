@@ -288,16 +288,18 @@ def report_html(info: ModelInfo, inp, probs: np.ndarray, target: int, results: d
 
 
 def report_button(slot, info: ModelInfo, inp, probs, target: int, results: dict, params: dict,
-                  layer: str | None, link, curves=None, sanity=None) -> None:
-    """"Download report": the HTML file is made when the button is pressed."""
+                  layer: str | None, link, curves=None, sanity=None, key: str = "xp_report"
+                  ) -> None:
+    """"Download report": the HTML file is made when the button is pressed. ``link`` is the
+    view's :class:`ui.links.Link`, or the address itself."""
     from ui import links
 
-    url = links.page_url(link.query())
+    url = link if isinstance(link, str) else links.page_url(link.query())
     slot.download_button(
         "Download report (HTML)", lambda: report_html(info, inp, probs, target, results, params,
                                                       layer, url, curves, sanity),
         f"vizcore_report_{info.class_names[target]}.html".replace("/", "-").replace(" ", "_"),
-        "text/html", key="xp_report", on_click="ignore", icon=":material/description:",
+        "text/html", key=key, on_click="ignore", icon=":material/description:",
         help="One self-contained HTML file (images embedded, opens offline): the input, the "
              "top-5, every map with its note, the faithfulness table, the sanity check, the "
              "model card, the settings and the link that reopens this view.")

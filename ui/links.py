@@ -300,6 +300,14 @@ def page_url(query: str) -> str:
     return f"{base}?{query}" if query else base
 
 
+def address_of(page: str, params: dict[str, str]) -> str:
+    """The full address of another page (``"explain"``) with ``params``."""
+    base = (st.context.url or "").rstrip("/")
+    root = base.rsplit("/", 1)[0] if "/" in base.split("://", 1)[-1] else base
+    query = urlencode(params)
+    return f"{root}/{page}" + (f"?{query}" if query else "")
+
+
 def copy_button(link: Link, container=None) -> None:
     """A "Copy link" popover: the address with a copy icon, and what does not travel in it."""
     container = container or st.sidebar

@@ -197,7 +197,14 @@ def show(step: str, info, inp, lesson) -> dict:
                                        type="primary", auto=step == "sanity")
             if sanity is not None:
                 ew.show_randomisation(sanity)
-        return {"methods": ",".join(chosen)}
+        from ui import links, state
+
+        probs, _ = state.predict(info, inp)
+        params = {"methods": ",".join(chosen)}
+        ew.report_button(st.empty(), info, inp, probs, target, maps, {}, None,
+                         links.address_of("explain", {**state.common_link()[0], **params}),
+                         key=f"tour_report_{step}")
+        return params
     if step == "embedding":
         from ui import embeddings as efigs
         from vizcore import embed

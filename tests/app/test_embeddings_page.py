@@ -25,9 +25,12 @@ def captions(at) -> list[str]:
 def test_page_maps_pixels_and_features_with_quality_and_animation():
     at = run()
     assert not at.error
-    charts = at.get("plotly_chart")
-    # pixel map, feature map, top-k bars of the selected image, t-SNE animation
-    assert len(charts) == 4
+    # pixel map, feature map, top-k bars of the selected image; the animation on demand
+    assert len(at.get("plotly_chart")) == 3
+    at.toggle(key="emb_anim_on").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 4
+    assert "animation=1" in {f"{k}={v[0] if isinstance(v, list) else v}"
+                             for k, v in at.query_params.items()}
     metrics = {m.label: m.value for m in at.metric}
     assert "Trustworthiness" in metrics and float(metrics["Trustworthiness"]) > 0.8
     assert any("300 images" in c for c in captions(at))

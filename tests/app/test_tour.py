@@ -30,6 +30,9 @@ def test_walk_a_lesson(name):
         q = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
         assert q["lesson"] == name and q.get("step", "1") == str(i)
         assert q["hide"] == ",".join(sorted(lesson.hide))
+        if lesson.steps[i - 1] in ("attribution", "faithfulness", "sanity"):
+            labels = [b.proto.label for b in at.get("download_button")]
+            assert "Download report (HTML)" in labels, labels
     assert at.button(key="tour_next").disabled
     at.button(key="tour_prev").click().run()
     assert at.header[0].value.startswith(f"Step {n - 1} of {n}")
