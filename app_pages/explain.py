@@ -26,6 +26,7 @@ top = st.columns([2, 2, 1])
 with top[0]:
     if links.hidden("methods"):
         chosen = [k for k in st.session_state.get("xp_methods", default) if k in available]
+        st.markdown("**Methods:** " + ", ".join(REGISTRY[k].name for k in chosen))
     else:
         chosen = st.multiselect("Methods", available, default=default,
                                 format_func=lambda k: REGISTRY[k].name, key="xp_methods")

@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vizcore import render
+from vizcore.store import key_of
 
 #: Colour scales: a diverging one centred at 0 for signed maps, else one for a map over an image
 #: and one for a map alone.
@@ -36,27 +37,6 @@ _memo: OrderedDict[tuple, go.Figure] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def _feed(h, value) -> None:
-    """Feed ``value``'s content into the hash ``h`` (arrays by their bytes, containers by item)."""
-    if isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
-        h.update(f"a{a.dtype.str}{a.shape}".encode())
-        h.update(a.view(np.uint8).reshape(-1) if a.dtype != object else repr(a.tolist()).encode())
-    elif isinstance(value, (list, tuple)):
-        h.update(f"s{len(value)}(".encode())
-        for v in value:
-            _feed(h, v)
-        h.update(b")")
-    elif isinstance(value, Mapping):
-        h.update(f"m{len(value)}(".encode())
-        for k in sorted(value, key=repr):
-            _feed(h, k)
-            _feed(h, value[k])
-        h.update(b")")
-    else:
-        h.update(f"{type(value).__name__}:{value!r};".encode())
-
-
 def memo(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
     """Build a figure once per distinct content of its arguments, for every session.
 
@@ -69,10 +49,7 @@ def memo(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
 
     @functools.wraps(builder)
     def build(*args, **kwargs) -> go.Figure:
-        h = hashlib.blake2b(builder.__qualname__.encode(), digest_size=20)
-        _feed(h, args)
-        _feed(h, kwargs)
-        key = (builder.__module__, h.digest())
+        key = (builder.__module__, key_of(builder.__qualname__, args, kwargs))
         with _memo_lock:
             fig = _memo.get(key)
             if fig is not None:

@@ -44,7 +44,10 @@ def store_dir() -> Path | None:
 
 
 def _feed(h, part: Any) -> None:
-    if isinstance(part, np.ndarray):
+    if isinstance(part, np.ndarray) and part.dtype == object:  # by content, not by pointer
+        h.update(f"ndO{part.shape}".encode())
+        _feed(h, part.tolist())
+    elif isinstance(part, np.ndarray):
         a = np.ascontiguousarray(part)
         h.update(f"nd{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())

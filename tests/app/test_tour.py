@@ -11,13 +11,21 @@ from vizcore import lessons
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
+def _tour(lesson: str, step: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["lesson"] = lesson
+    if step is not None:
+        at.query_params["step"] = step
+    at.switch_page("app_pages/tour.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
 @pytest.mark.parametrize("name", ["what-does-a-cnn-see", "why-did-it-decide-that"])
 def test_walk_a_lesson(name):
     lesson = lessons.load(name)
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.query_params["lesson"] = name
-    at.switch_page("app_pages/tour.py")
-    at.run()
+    at = _tour(name)
     n = len(lesson.steps)
     for i in range(1, n + 1):
         if i > 1:
@@ -39,12 +47,7 @@ def test_walk_a_lesson(name):
 
 
 def test_a_link_opens_a_step_and_hides_the_lessons_controls():
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.query_params["lesson"] = "what-does-a-cnn-see"
-    at.query_params["step"] = "7"
-    at.switch_page("app_pages/tour.py")
-    at.run()
-    assert not at.exception
+    at = _tour("what-does-a-cnn-see", "7")
     assert at.header[0].value.startswith("Step 7 of 9: Saliency")
     names = {m.value.strip("*") for m in at.markdown}
     assert {"Saliency (vanilla gradient)", "SmoothGrad", "Grad-CAM"} <= names, names
@@ -55,11 +58,6 @@ def test_a_link_opens_a_step_and_hides_the_lessons_controls():
 
 
 def test_a_bad_step_in_a_link_warns():
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.query_params["lesson"] = "why-did-it-decide-that"
-    at.query_params["step"] = "42"
-    at.switch_page("app_pages/tour.py")
-    at.run()
-    assert not at.exception
+    at = _tour("why-did-it-decide-that", "42")
     assert "step=42" in " ".join(w.body for w in at.warning)
     assert at.header[0].value.startswith("Step 1 of 7")

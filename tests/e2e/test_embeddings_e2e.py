@@ -42,6 +42,7 @@ def test_scatter_renders_and_a_click_selects_the_image(page_url):
         wait_idle(page, timeout=TIMEOUT, heading=HEADING)
         assert exceptions(page) == []
         plots = page.locator('[data-testid="stMain"] .js-plotly-plot')
+        plots.nth(2).wait_for(timeout=60_000)  # the browser draws them after the script ends
         assert plots.count() >= 3  # pixel map, feature map, prediction bars (+ animation)
         points = plots.nth(1).locator(".scatterlayer .trace .points path")
         # every one of the 2,000 sampled images is drawn (plus the selection ring)
