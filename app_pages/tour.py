@@ -24,13 +24,9 @@ st.session_state["tour_lesson"] = current
 
 
 def _switch_lesson() -> None:
-    name = st.session_state["tour_lesson"]
-    lesson = lessons.load(name)
-    st.session_state[links.LESSON_KEY] = name
-    st.session_state[links.HIDE_KEY] = frozenset(lesson.hide)
+    links.apply_lesson(lessons.load(st.session_state["tour_lesson"]), list(state.model_options()),
+                       state.set_model, state.link_image)
     st.session_state["tour_step"] = 1
-    state.set_model(lesson.model)
-    state.link_image(lesson.images[0])
 
 
 pick = st.selectbox("Lesson", list(available), key="tour_lesson", on_change=_switch_lesson,
@@ -45,7 +41,7 @@ if lesson.summary:
 
 n = len(lesson.steps)
 fields = [links.int_field("step", "tour_step", 1, 1, n)]
-links.restore(fields, known=fields + [links.Field("lesson", "-", "str")])
+links.restore(fields)
 st.session_state.setdefault("tour_step", 1)
 
 

@@ -110,8 +110,7 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")  # noqa: SIM115 - the child writes to it until stop()
         self.proc = subprocess.Popen(
-            [sys.executable, *os.environ.get("VIZCORE_BENCH_LAUNCH", "-m streamlit").split(),
-             "run", "streamlit_app.py",
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
              "--server.port", str(self.port), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
              "--browser.gatherUsageStats", "false"],

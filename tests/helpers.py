@@ -1,5 +1,8 @@
 """Small helpers shared by tests (fixtures live in the conftest.py files)."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 
@@ -42,3 +45,26 @@ def fit_blobs(model, epochs: int = 3):
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=False)
     return model
+
+
+def model_file_bytes(head: str, n_classes: int, favoured: int, seed: int,
+                     input_shape=(28, 28, 1), favour: float = 3.0) -> bytes:
+    """A tiny CNN saved as .keras whose bias makes class ``favoured`` the likely answer."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input(input_shape), keras.layers.Conv2D(4, 3, activation="relu", name="c1")]
+    if head == "gap":
+        layers.append(keras.layers.GlobalAveragePooling2D(name="gap"))
+    else:
+        layers += [keras.layers.MaxPooling2D(4, name="pool"), keras.layers.Flatten(name="flat")]
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="out"))
+    model = keras.Sequential(layers)
+    kernel, bias = model.get_layer("out").get_weights()
+    bias = np.zeros_like(bias)
+    bias[favoured] = favour
+    model.get_layer("out").set_weights([kernel * 0.1, bias])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.read_bytes()

@@ -653,23 +653,12 @@ def gif(frames: np.ndarray, steps: np.ndarray) -> bytes:
     return actmax.gif_bytes(frames, steps)
 
 
-#: Images scanned for dataset patches when the model's input is not 28x28 grayscale.
-BIG_MODEL_PATCH_IMAGES = 48
-
-
 @st.cache_resource(show_spinner="Preparing the dataset images...", max_entries=4)
 def patch_images(model_key: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, str, str]:
-    """uint8 images at the model's input size, a cache key and a description."""
-    ds = data.load_fashion_mnist("test")
-    what = ds.source
-    if tuple(ds.images.shape[1:]) == tuple(shape):
-        return ds.images, f"fashion_mnist:test:{len(ds)}", what
-    idx = ds.balanced_sample(BIG_MODEL_PATCH_IMAGES, seed=0)
-    imgs = np.stack([data.fit_image(ds.images[i], shape[:2], shape[2], invert=False)
-                     for i in idx])
-    return imgs, f"fashion_mnist:test:fit{len(idx)}", (
-        f"{len(idx)} images of the {what}, resized to {shape[0]}x{shape[1]} (a full pass over "
-        f"the test set at this size would take too long on a CPU)")
+    """:func:`vizcore.patches.dataset_images`, shared."""
+    from vizcore import patches
+
+    return patches.dataset_images(shape)
 
 
 def unit_patches(info: models.ModelInfo, layer: str, unit: int, k: int):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +36,21 @@ _memo: OrderedDict[tuple, go.Figure] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
+def _remembered(cache: OrderedDict, key, make: Callable[[], object], limit: int):
+    """``cache[key]``, else ``make()`` stored under it; least recently used out past ``limit``.
+    ``make`` runs outside the lock: a rare duplicate build is harmless."""
+    with _memo_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()
+    with _memo_lock:
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
+
+
 def memo(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
     """Build a figure once per distinct content of its arguments, for every session.
 
@@ -47,48 +61,32 @@ def memo(builder: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
     only reads it). Its ``to_dict()`` is computed once and shared too.
     """
 
+    def make(args, kwargs) -> go.Figure:
+        fig = builder(*args, **kwargs)
+        spec = fig.to_dict()  # what st.plotly_chart asks for on every rerun: a deep copy plus
+        fig.to_dict = lambda: spec  # a typed-array encoding of every array, made once here
+        return fig
+
     @functools.wraps(builder)
     def build(*args, **kwargs) -> go.Figure:
         key = (builder.__module__, key_of(builder.__qualname__, args, kwargs))
-        with _memo_lock:
-            fig = _memo.get(key)
-            if fig is not None:
-                _memo.move_to_end(key)
-                return fig
-        fig = builder(*args, **kwargs)  # outside the lock: a rare duplicate build is harmless
-        spec = fig.to_dict()  # what st.plotly_chart asks for on every rerun: a deep copy plus
-        fig.to_dict = lambda: spec  # a typed-array encoding of every array, made once here
-        with _memo_lock:
-            _memo[key] = fig
-            while len(_memo) > MEMO_ENTRIES:
-                _memo.popitem(last=False)
-        return fig
+        return _remembered(_memo, key, lambda: make(args, kwargs), MEMO_ENTRIES)
 
     build.uncached = builder
     return build
 
 
-_png_memo: OrderedDict[bytes, bytes] = OrderedDict()
+_png_memo: OrderedDict[str, bytes] = OrderedDict()
 
 
 def png(img: np.ndarray, side: int | None = None) -> bytes:
     """``img`` (uint8 or float, gray or RGB) as PNG bytes, upscaled with hard pixels so that its
     shorter side is at least ``side``; encoded once per content for every session (st.image of
     an array would encode it again on every rerun)."""
-    a = np.ascontiguousarray(img)
-    h = hashlib.blake2b(a.view(np.uint8).reshape(-1), digest_size=20)
-    h.update(f"{a.dtype.str}{a.shape}{side}".encode())
-    key = h.digest()
-    with _memo_lock:
-        if key in _png_memo:
-            _png_memo.move_to_end(key)
-            return _png_memo[key]
-    data = render.png_bytes(render.upscale(a, side) if side else a)
-    with _memo_lock:
-        _png_memo[key] = data
-        while len(_png_memo) > 4 * MEMO_ENTRIES:
-            _png_memo.popitem(last=False)
-    return data
+    a = np.asarray(img)
+    return _remembered(_png_memo, key_of(a, side),
+                       lambda: render.png_bytes(render.upscale(a, side) if side else a),
+                       4 * MEMO_ENTRIES)
 
 
 def _title(title: str) -> dict | None:

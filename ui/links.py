@@ -180,7 +180,7 @@ def restore(fields: Sequence[Field], known: Sequence[Field] | bool = True) -> No
     if known is False:
         return
     names = {f.name for f in (fields if known is True else known)}
-    unknown = set(q) - names - set(COMMON) - {"step"}
+    unknown = set(q) - names - set(COMMON)
     for name in sorted(unknown):
         _warn(name, q[name], "not a setting of this page")
     show_warnings()
@@ -210,13 +210,8 @@ def restore_common(model_options: Sequence[str], set_model: Callable[[str], None
             lesson = lessons.load(q["lesson"])
         except lessons.LessonError as exc:
             _warn("lesson", q["lesson"], str(exc))
-        else:
-            st.session_state[LESSON_KEY] = lesson.name
-            st.session_state[HIDE_KEY] = frozenset(lesson.hide)
-            if "model" not in q and lesson.model in model_options:
-                set_model(lesson.model)
-            if "img" not in q and lesson.images:
-                set_image(lesson.images[0])
+        else:  # the link's own model and image (below) win over the lesson's
+            apply_lesson(lesson, model_options, set_model, set_image)
     if "hide" in q:
         names = {t.strip() for t in q["hide"].split(",") if t.strip()}
         bad = sorted(names - set(HIDEABLE))
@@ -232,6 +227,16 @@ def restore_common(model_options: Sequence[str], set_model: Callable[[str], None
         why = set_image(q["img"])
         if why:
             _warn("img", q["img"], why)
+
+
+def apply_lesson(lesson, model_options: Sequence[str], set_model: Callable[[str], None],
+                 set_image: Callable[[str], str | None]) -> None:
+    """Make ``lesson`` the session's: its hidden controls, its model and its first image."""
+    st.session_state[LESSON_KEY] = lesson.name
+    st.session_state[HIDE_KEY] = frozenset(lesson.hide)
+    if lesson.model in model_options:
+        set_model(lesson.model)
+    set_image(lesson.images[0])
 
 
 def hidden(name: str) -> bool:
@@ -270,20 +275,17 @@ def values(fields: Sequence[Field]) -> dict[str, str]:
 
 
 def sync(fields: Sequence[Field] = (), common: dict[str, str] | None = None,
-         cannot_travel: Sequence[str] = (), extra: dict[str, str] | None = None,
-         button: bool = True) -> Link:
+         cannot_travel: Sequence[str] = (), button: bool = True) -> Link:
     """Write the view's state to the address bar and draw the "Copy link" button.
 
     Args:
         fields: The page's linkable controls (their current values are read from the state).
         common: The model / image / hide / lesson parameters (:func:`ui.state.common_link`).
         cannot_travel: What the link cannot carry (an uploaded model, an uploaded image).
-        extra: Other parameters (the tour's step).
         button: Draw the button (not from a fragment: it cannot draw in the sidebar).
     """
     params = dict(common or {})
     params.update(values(fields))
-    params.update(extra or {})
     if _query() != params:
         st.query_params.from_dict(params)
     st.session_state[WRITTEN] = dict(params)

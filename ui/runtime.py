@@ -47,30 +47,26 @@ def _logger() -> logging.Logger:
 log = _logger()
 
 
-def _malloc_trim():
+def _libc_function(name: str, argtypes: list, restype):
+    """glibc's ``name`` through ctypes, or None (not glibc: macOS, musl)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    fn.argtypes, fn.restype = argtypes, restype
+    return fn
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 #: glibc's malloc arenas for the whole process (its default is 8 per core: with a new thread
 #: for every script run, each arena keeps its own free memory that no other thread reuses).
 ARENAS = 2
+M_ARENA_MAX = -8
 
 
 def _limit_arenas(n: int) -> bool:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(-8, n))  # M_ARENA_MAX
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    return bool(mallopt is not None and mallopt(M_ARENA_MAX, n))
 
 
 def release_memory() -> bool:

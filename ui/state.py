@@ -369,9 +369,9 @@ def common_link() -> tuple[dict[str, str], list[str]]:
     return params, cannot
 
 
-def sync_link(fields=(), extra: dict[str, str] | None = None, button: bool = True,
+def sync_link(fields=(), button: bool = True,
               cannot_travel: tuple[str, ...] = ()) -> links.Link:
     """Write the current view (the page's ``fields`` and the common state) to the address bar
     and draw the "Copy link" button (see :mod:`ui.links`)."""
     common, cannot = common_link()
-    return links.sync(fields, common, [*cannot, *cannot_travel], extra, button)
+    return links.sync(fields, common, [*cannot, *cannot_travel], button)

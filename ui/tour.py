@@ -213,7 +213,9 @@ def show(step: str, info, inp, lesson) -> dict:
         ds_name = "fashion_mnist"
         ds = cache.load_dataset(ds_name)
         idx, fs = cache.features(info.key, info, ds_name, embed.DEFAULT_SAMPLE, 0, layer)
-        params = {"perplexity": 30.0, "iterations": 500, "snapshot_every": 20}
+        from vizcore.warm import embedding_params
+
+        params = embedding_params("tsne")  # the Embeddings page's defaults
         proj, _ = cache.projection(info.key, ds_name, len(idx), 0, layer, "tsne",
                                    tuple(sorted(params.items())), 10, fs.values[layer],
                                    ds.labels[idx])

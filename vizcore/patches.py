@@ -209,6 +209,28 @@ def _peaks_fn(model, layer: str):
     return engine.cached(("peaks_fn", layer), build)
 
 
+#: Images scanned for dataset patches when the model's input is not 28x28 grayscale.
+BIG_MODEL_PATCH_IMAGES = 48
+
+
+def dataset_images(shape: tuple[int, int, int]) -> tuple[np.ndarray, str, str]:
+    """(uint8 Fashion-MNIST test images at the input size ``shape``, their key for
+    :func:`layer_peaks` and the result store, a description): all 10,000 for a 28x28 gray
+    model, a balanced 48 resized for a bigger one."""
+    from vizcore import data
+
+    ds = data.load_fashion_mnist("test")
+    what = ds.source
+    if tuple(ds.images.shape[1:]) == tuple(shape):
+        return ds.images, f"fashion_mnist:test:{len(ds)}", what
+    idx = ds.balanced_sample(BIG_MODEL_PATCH_IMAGES, seed=0)
+    imgs = np.stack([data.fit_image(ds.images[i], shape[:2], shape[2], invert=False)
+                     for i in idx])
+    return imgs, f"fashion_mnist:test:fit{len(idx)}", (
+        f"{len(idx)} images of the {what}, resized to {shape[0]}x{shape[1]} (a full pass over "
+        f"the test set at this size would take too long on a CPU)")
+
+
 def layer_peaks(info, layer: str, images: np.ndarray, data_key: str, batch_size: int = 256,
                 progress: Progress = None) -> LayerPeaks:
     """Run ``images`` through the model once and keep each channel's peak per image (cached).

@@ -142,16 +142,15 @@ def warm(preset: WarmPreset, log: Callable[[str], None] = print) -> dict:
 
 def _warm_unit(info, layer: str, unit: int, times: dict, log) -> None:
     """The unit page's (and the tour's) activation maximization and dataset patches."""
-    from vizcore import actmax, data, store
+    from vizcore import actmax, patches, store
 
     convs = info.layers_of(actmax.CONV_KINDS)
     layer = layer if layer in convs else convs[-1]
     t0 = time.perf_counter()
     store.maximization(info, layer, unit, actmax.default_params(info))
     times[f"actmax {layer}:{unit}"] = time.perf_counter() - t0
-    if info.input_shape == (28, 28, 1):  # the app's patch images for a 28x28 model
-        ds = data.load_fashion_mnist("test")
-        t0 = time.perf_counter()
-        store.layer_peaks(info, layer, ds.images, f"fashion_mnist:test:{len(ds)}")
-        times[f"patches {layer}"] = time.perf_counter() - t0
+    images, data_key, _ = patches.dataset_images(info.input_shape)  # those the page scans
+    t0 = time.perf_counter()
+    store.layer_peaks(info, layer, images, data_key)
+    times[f"patches {layer}"] = time.perf_counter() - t0
     log(f"unit {unit} of {layer}: activation maximization and patches done")

@@ -3,17 +3,16 @@ admission queue for heavy jobs, warmed engines, and uploads isolated per session
 when their sessions end."""
 
 import gc
-import tempfile
 import threading
 import time
 import weakref
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.test_pages import ROOT, TIMEOUT
+from tests.helpers import model_file_bytes
 from ui import cache, jobs
 from ui.jobs import AdmissionQueue, Cancelled
 
@@ -414,21 +413,7 @@ MIME = "application/octet-stream"
 
 def _model_file(favoured: int, seed: int) -> bytes:
     """A tiny 3-class CNN saved as model.keras whose bias makes class ``favoured`` likely."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((28, 28, 1)),
-                              keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-                              keras.layers.GlobalAveragePooling2D(name="gap"),
-                              keras.layers.Dense(3, activation="softmax", name="out")])
-    kernel, bias = model.get_layer("out").get_weights()
-    bias = np.zeros_like(bias)
-    bias[favoured] = 4.0
-    model.get_layer("out").set_weights([kernel * 0.1, bias])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
+    return model_file_bytes("gap", 3, favoured, seed, favour=4.0)
 
 
 @pytest.fixture(scope="module")

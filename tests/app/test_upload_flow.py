@@ -7,46 +7,21 @@ key. Were uploads keyed by file name, the second session would be served the fir
 
 import json
 import re
-import tempfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.test_pages import ROOT, TIMEOUT
+from tests.helpers import model_file_bytes
 
 MIME = "application/octet-stream"
-
-
-def _model_bytes(head: str, n_classes: int, favoured: int, seed: int,
-                 input_shape=(28, 28, 1)) -> bytes:
-    """A tiny CNN saved as .keras whose bias makes class ``favoured`` the likely answer."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input(input_shape), keras.layers.Conv2D(4, 3, activation="relu", name="c1")]
-    if head == "gap":
-        layers.append(keras.layers.GlobalAveragePooling2D(name="gap"))
-    else:
-        layers += [keras.layers.MaxPooling2D(4, name="pool"), keras.layers.Flatten(name="flat")]
-    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="out"))
-    model = keras.Sequential(layers)
-    kernel, bias = model.get_layer("out").get_weights()
-    bias = np.zeros_like(bias)
-    bias[favoured] = 3.0
-    model.get_layer("out").set_weights([kernel * 0.1, bias])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
 
 
 @pytest.fixture(scope="module")
 def two_models() -> tuple[bytes, bytes]:
     """Two different models saved under the same name: 3 classes (GAP head, favours 'cat')
     and 4 classes (Flatten head, favours 'dog')."""
-    return _model_bytes("gap", 3, 2, seed=0), _model_bytes("flatten", 4, 0, seed=1)
+    return model_file_bytes("gap", 3, 2, seed=0), model_file_bytes("flatten", 4, 0, seed=1)
 
 
 def _app() -> AppTest:
@@ -167,7 +142,7 @@ def test_bad_names_keep_the_model_and_settings_are_remembered(two_models):
 
 
 def test_model_of_any_input_size_asks_for_one():
-    data = _model_bytes("gap", 3, 1, seed=2, input_shape=(None, None, 1))
+    data = model_file_bytes("gap", 3, 1, seed=2, input_shape=(None, None, 1))
     at = _app()
     assert not at.number_input  # no size inputs before a flexible model is loaded
     _upload(at, data, name="any_size.keras")
