@@ -88,6 +88,7 @@ def test_drawing_on_the_canvas_becomes_the_input(app_url, page):
     page.get_by_role("tab", name="Draw").click()
     canvas = page.locator('[data-testid="stMain"] canvas').last
     canvas.wait_for(timeout=60_000)
+    canvas.scroll_into_view_if_needed()  # the mouse draws in viewport coordinates
     box = canvas.bounding_box()
     assert box and box["width"] >= 200
     before = page.get_by_text("Predicted:").first.inner_text()
