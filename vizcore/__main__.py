@@ -5,6 +5,7 @@ Commands:
     sample     write the bundled balanced Fashion-MNIST test sample to assets/data
     embed      write a 2-D embedding (PCA, t-SNE, UMAP) of a dataset or image folder as CSV
     warm       precompute a lesson's maps and embeddings (and UMAP's compiled code) before class
+    batch      explain, score or embed a whole dataset on Ray (explain|score|embed --help)
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     p_warm.add_argument("--lesson", help="a lesson's name (assets/lessons/NAME.toml): precompute "
                         "everything its tour shows")
     p_warm.add_argument("--list", action="store_true", help="list the presets and lessons")
+    from vizcore.batch.cli import add_batch_arguments
+
+    add_batch_arguments(sub.add_parser(
+        "batch", help="explain, score or embed every image of a dataset, on Ray"))
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from vizcore.embed import embed_command
 
         return embed_command(args)
+    elif args.command == "batch":
+        from vizcore.batch.cli import batch_command
+
+        return batch_command(args)
     elif args.command == "warm":
         from vizcore import lessons
         from vizcore.store import store_dir

@@ -126,6 +126,18 @@ class CamMethod(Method):
         heat, signed, tgt = self.maps(engine, x, target, layer, interpolation)
         return Attribution(heat, signed, tgt)
 
+    def run_batch(self, engine: Engine, x: np.ndarray, target: int, layer: str | None,
+                  **params) -> list[Attribution] | None:
+        """The gradient pipeline on a batch: the same compiled function :meth:`run` calls
+        (None for variants with their own ``run``)."""
+        if type(self).run is not CamMethod.run:
+            return None
+        fn = self.compiled(engine, layer, params.get("interpolation", "bilinear"))
+        pos, signed, logits = fn(x, np.int32(target))
+        tgts = np.argmax(logits.numpy(), axis=1) if target < 0 else np.full(len(x), target)
+        return [Attribution(normalize(p), s, int(t))
+                for p, s, t in zip(pos.numpy(), signed.numpy(), tgts)]
+
     @staticmethod
     def finish(engine: Engine, a: np.ndarray, w: np.ndarray,
                interpolation: str) -> tuple[np.ndarray, np.ndarray]:

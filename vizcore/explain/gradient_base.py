@@ -103,4 +103,3 @@ class GradientMethod(Method):
         """One gradient; heatmap = max over channels of |g|, signed map = the gradient."""
         g, tgt = self.gradient(engine, x, target)
         return Attribution(abs_max_map(g), g, tgt)
-
