@@ -188,6 +188,7 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
     def accept(block: int, payload: bytes) -> None:
         res = pickle.loads(payload)
         state["ready"].append(res["ready"])
+        state["last"] = time.time()
         if "failed" in res:
             outcome.failed[block] = res["failed"]
             log(f"block {block} failed: {res['failed']}")
@@ -220,8 +221,12 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
         now = time.perf_counter()
         timings["blocks"] = round(now - t_blocks - timings.get("ray_start", 0.0), 3)
         if state["ready"] and state["first"] is not None:
-            # from the moment the last actor was ready (model loaded, functions traced)
-            timings["after_ready"] = round(time.time() - max(state["ready"]), 3)
+            # the work from the moment the last actor was ready (model loaded, functions
+            # traced) to the last block, and the actors' start-up before it
+            timings["after_ready"] = round(state["last"] - max(state["ready"]), 3)
+            dispatched = timings.pop("dispatched", None)
+            if dispatched is not None:
+                timings["actors_start"] = round(max(state["ready"]) - dispatched, 3)
         timings["worker_compute"] = round(state["compute"], 3)
         manifest["nodes"] = nodes
         manifest["failed_blocks"] = {str(k): v for k, v in outcome.failed.items()}
@@ -257,6 +262,7 @@ def _run_ray(job: Job, source, model: ModelRef, pending, workers: int, address: 
     except ImportError:
         raise JobError(RAY_HINT) from None
     import logging
+    import warnings
 
     from vizcore.engine import memory_limit
 
@@ -295,12 +301,17 @@ def _run_ray(job: Job, source, model: ModelRef, pending, workers: int, address: 
         items = [{"block": b, "start": s, "stop": e} for b, s, e in pending]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         logging.getLogger("ray.data").setLevel(logging.ERROR)
-        # no actor restarts: a lost actor fails the job, whose written blocks a rerun resumes
-        results = ds.map_batches(
-            BlockWorker, batch_size=1, num_cpus=1, max_restarts=0,
-            compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=2),
-            fn_constructor_kwargs={"job": job, "source": source, "model": model,
-                                   "threads": threads})
+        with warnings.catch_warnings():
+            # max_restarts is passed the only way Ray 2.60 takes it (a deprecated keyword)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # no actor restarts: a lost actor fails the job (a rerun resumes it), and Ray does
+            # not warn that a restart could not rebuild the constructor's arguments
+            results = ds.map_batches(
+                BlockWorker, batch_size=1, num_cpus=1, max_restarts=0,
+                compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=2),
+                fn_constructor_kwargs={"job": job, "source": source, "model": model,
+                                       "threads": threads})
+        timings["dispatched"] = time.time()
         for batch in results.iter_batches(batch_size=None, batch_format="numpy",
                                           prefetch_batches=1):
             for block, payload in zip(batch["block"], batch["result"]):

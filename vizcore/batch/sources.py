@@ -73,12 +73,16 @@ class Source:
             return None
         with self._lock:
             if self._pixels is None:
-                self._pixels = _load_arrays(self.spec, self.kind)[0]
+                self._pixels = _load_arrays(self.spec, self.kind)[0][: len(self.ids)]
             return self._pixels
 
-    def __getstate__(self) -> dict:  # shipped to Ray actors: pixels travel, the lock does not
+    def __getstate__(self) -> dict:
+        """Shipped to Ray actors: a named dataset is read again there (every node can), the
+        pixels of a user's ``.npz`` travel with it (its file may not be on every node)."""
         state = dict(self.__dict__)
         state.pop("_lock")
+        if self.kind == "dataset":
+            state["_pixels"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
