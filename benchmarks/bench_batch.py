@@ -169,11 +169,12 @@ def score_section(n: int) -> None:
           f"{t['finish']:.1f} s")
     ins = summary["insertion"]
     print(f"insertion start chosen: {ins} (separation {summary['separation']})")
-    print(f"{'method':20s} {'deletion AUC [95% CI]':>26s} {'insertion AUC [95% CI]':>26s}")
+    print(f"{'method':20s} {'insertion - deletion':>24s} {'deletion AUC':>24s} "
+          f"{'insertion AUC':>24s}  (mean [95% CI])")
     for row in summary["ranking"]:
-        print(f"{row['method']:20s} {row['deletion_auc']:.3f} [{row['deletion_auc_lo']:.3f}, "
-              f"{row['deletion_auc_hi']:.3f}]    {row[ins]:.3f} [{row[ins + '_lo']:.3f}, "
-              f"{row[ins + '_hi']:.3f}]")
+        print(f"{row['method']:20s}" + "".join(
+            f"  {row[c]:6.3f} [{row[c + '_lo']:.3f}, {row[c + '_hi']:.3f}]"
+            for c in ("faithfulness", "deletion_auc", ins)))
     san = summary.get("sanity", {})
     if san:
         last = san["layers"][-1]

@@ -202,4 +202,6 @@ def test_analysis_numbers():
         "insertion_auc_blur": [0.9, 0.91, 0.89, 0.9, 0.9, 0.89, 0.91, 0.9],
         "insertion_auc_grey": [0.8, 0.82, 0.78, 0.8, 0.4, 0.42, 0.38, 0.4]})
     assert analysis.insertion_column(frame) == "insertion_auc_grey"
-    assert list(analysis.ranking(frame)["method"]) == ["a", "b"]
+    table = analysis.ranking(frame)
+    assert list(table["method"]) == ["a", "b"]
+    assert table["faithfulness"].tolist() == pytest.approx([0.6, 0.2])

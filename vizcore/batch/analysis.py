@@ -91,17 +91,19 @@ def insertion_column(frame) -> str:
 
 
 def ranking(frame, metrics: Sequence[str] | None = None):
-    """Per method: the mean and 95% interval of each AUC column and the count, sorted best first
-    by the chosen insertion AUC (higher is better) then deletion AUC (lower is better).
+    """Per method: the mean and 95% interval of each AUC column and the count, best first by
+    ``faithfulness``: the chosen insertion AUC minus the deletion AUC, per image (high when the
+    map's top pixels alone bring the class back and their removal destroys it).
 
     Returns a DataFrame with columns ``method``, ``n`` and ``<metric>``, ``<metric>_lo``,
-    ``<metric>_hi`` for each metric.
+    ``<metric>_hi`` for each metric (``faithfulness``, ``deletion_auc``, the insertion AUCs).
     """
     import pandas as pd
 
     ok = frame[frame["error"] == ""] if "error" in frame else frame
     ins = insertion_column(ok)
-    metrics = list(metrics or ["deletion_auc", ins]
+    ok = ok.assign(faithfulness=ok[ins] - ok["deletion_auc"])
+    metrics = list(metrics or ["faithfulness", "deletion_auc", ins]
                    + [c for c in ("insertion_auc_blur", "insertion_auc_grey")
                       if c in ok and c != ins])
     rows = []
@@ -113,8 +115,7 @@ def ranking(frame, metrics: Sequence[str] | None = None):
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    return table.sort_values([ins, "deletion_auc"], ascending=[False, True]).reset_index(
-        drop=True)
+    return table.sort_values("faithfulness", ascending=False).reset_index(drop=True)
 
 
 def per_class(frame, column: str, class_names: Sequence[str] = ()):

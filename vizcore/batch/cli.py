@@ -188,13 +188,12 @@ def _print_summary(manifest: dict) -> None:
     summary = manifest.get("summary") or {}
     if manifest["kind"] == "score" and summary.get("ranking"):
         ins = summary["insertion"]
-        print(f"{'method':24s} {'n':>6s} {'deletion AUC (95% CI)':>26s} "
-              f"{ins.replace('_', ' ') + ' (95% CI)':>32s}")
+        print(f"{'method':20s} {'n':>6s} {'insertion - deletion':>22s} {'deletion AUC':>22s} "
+              f"{ins.replace('_auc_', ' AUC, ') + ' start':>24s}   (mean [95% CI])")
         for r in summary["ranking"]:
-            print(f"{r['method']:24s} {r['n']:6d} "
-                  f"{r['deletion_auc']:8.3f} [{r['deletion_auc_lo']:.3f}, "
-                  f"{r['deletion_auc_hi']:.3f}]     "
-                  f"{r[ins]:8.3f} [{r[ins + '_lo']:.3f}, {r[ins + '_hi']:.3f}]")
+            print(f"{r['method']:20s} {r['n']:6d} " + "".join(
+                f"  {r[c]:7.3f} [{r[c + '_lo']:.3f}, {r[c + '_hi']:.3f}]"
+                for c in ("faithfulness", "deletion_auc", ins)))
     if manifest["kind"] == "embed":
         for name, e in summary.get("projections", {}).items():
             q = e.get("quality_heldout") or e.get("quality_fit") or {}
