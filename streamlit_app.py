@@ -35,6 +35,10 @@ PAGES = {
         st.Page("app_pages/training_lab.py", title="Training lab",
                 icon=":material/model_training:"),
     ],
+    "Whole datasets": [
+        st.Page("app_pages/dataset_results.py", title="Dataset results",
+                icon=":material/dataset:"),
+    ],
 }
 nav = st.navigation(PAGES)  # before the heavy imports, so the sidebar shows these pages at once
 

@@ -168,10 +168,12 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
     """
     model = model or ModelRef.parse(job.model)
     t_start = time.perf_counter()
+    info = model.load()
     if not job.block_size:
-        info_shape = _input_shape(model)
-        job.block_size = block_size(job, info_shape)
+        job.block_size = block_size(job, tuple(info.input_shape))
     folder, manifest = prepare(job, model, source, out, overwrite)
+    manifest["model_classes"] = list(info.class_names)
+    del info
     job.block_size = manifest["block_size"] = manifest["job"]["block_size"]
     blocks = plan(len(source), job.block_size)
     done = done_blocks(folder) & {b for b, _, _ in blocks}
@@ -214,7 +216,7 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
                 accept(block, worker.run(block, start, stop))
         elif pending:
             timings.update(_run_ray(job, source, model, pending, workers, address, accept, log))
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, a stopped app run, an error: the written blocks stay
         status = "interrupted"
         raise
     finally:
@@ -245,13 +247,6 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
         manifest["status"] = "complete"
         write_json(folder / "manifest.json", manifest)
     return outcome
-
-
-def _input_shape(model: ModelRef) -> tuple[int, int, int]:
-    """The model's input shape, read cheaply where possible (VGG16: 224x224x3)."""
-    if model.spec.startswith("vgg16"):
-        return (224, 224, 3)
-    return tuple(model.load().input_shape)
 
 
 def _run_ray(job: Job, source, model: ModelRef, pending, workers: int, address: str | None,
