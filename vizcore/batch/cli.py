@@ -142,6 +142,9 @@ def batch_command(args: argparse.Namespace) -> int:
         if args.kind == "score":
             job.steps, job.sanity_sample = args.steps, args.sanity_sample
         log(f"loading {args.data} and the model {args.model}...")
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # the sanity check's model copies retrace on purpose
         source = open_source(args.data, args.limit)
         info = model.load()
         check(job, info)

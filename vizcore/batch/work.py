@@ -261,17 +261,19 @@ class BlockWorker:
             np.zeros((len(self.job.methods), 0, *self.info.input_shape[:2]), np.float32)
         mask = object_mask(raw) if self.source.dark_background else None
         dis = disagreement(maps) if n else np.zeros(0)
-        rows: dict[str, list] = {}
-        for mi, m in enumerate(self.job.methods):
-            outside = (outside_mass(maps[mi], mask) if mask is not None
-                       else np.full(n, np.nan))
-            for i in range(n):
-                row = {k: v[i] for k, v in base["columns"].items()}
-                e = exps[m][i]
-                row.update(method=m, target=e.target, outside=float(outside[i]),
-                           disagreement=float(dis[i]), blank=bool(e.stats.get("blank", False)),
-                           seconds=e.seconds, error="")
-                _append(rows, row)
+        methods = self.job.methods
+        rows = {k: list(v) * len(methods) for k, v in base["columns"].items()}
+        every = [e for m in methods for e in exps[m]]
+        rows.update(
+            method=[m for m in methods for _ in range(n)],
+            target=[e.target for e in every],
+            outside=np.concatenate([outside_mass(maps[mi], mask) if mask is not None
+                                    else np.full(n, np.nan) for mi in range(len(methods))]
+                                   ).tolist(),
+            disagreement=np.tile(dis, len(methods)).tolist(),
+            blank=[bool(e.stats.get("blank", False)) for e in every],
+            seconds=[e.seconds for e in every],
+            error=[""] * len(every))
         return rows, maps
 
     def _explain(self, raw, pos) -> tuple[dict, dict]:

@@ -25,6 +25,7 @@ from vizcore.engine import (  # noqa: F401  (the methods' toolbox, re-exported)
     cap_batch,
     class_score,
     compile_input_grad,
+    finite,
     get_engine,
     normalize,
 )
@@ -288,9 +289,9 @@ def _finish(spec: Method, res: Attribution, used: dict, layer: str | None,
     clipped to [0, 1], a numerically zero signed map blanked (see :data:`BLANK_PEAK`)."""
     heat, signed = res.heatmap, res.signed
     stats = dict(res.stats)
-    heat = np.clip(np.nan_to_num(np.asarray(heat, np.float32)), 0.0, 1.0)
+    heat = np.clip(finite(np.asarray(heat, np.float32)), 0.0, 1.0)
     if signed is not None:
-        peak = float(np.nan_to_num(np.abs(np.asarray(signed, np.float32))).max(initial=0.0))
+        peak = float(np.abs(finite(np.asarray(signed, np.float32))).max(initial=0.0))
         stats.setdefault("peak", peak)
         if peak < BLANK_PEAK and not spec.keep_tiny:
             # min-max scaling would paint float rounding noise as evidence
