@@ -205,3 +205,19 @@ def test_analysis_numbers():
     table = analysis.ranking(frame)
     assert list(table["method"]) == ["a", "b"]
     assert table["faithfulness"].tolist() == pytest.approx([0.6, 0.2])
+
+
+def test_progress_bar_rate_and_time_left_leave_out_the_start_up(monkeypatch):
+    import io
+
+    from vizcore.batch import cli
+
+    clock = iter([0.0, 30.0, 31.0, 32.0])  # 30 s of start-up, then 100 images a second
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    bar = cli.Bar(out, every=0)
+    for done in (0, 100, 200, 300):
+        bar(done, 1000)
+    lines = out.getvalue().splitlines()
+    assert "starting..." in lines[0]
+    assert lines[2].endswith("100 img/s  8 s left") and lines[3].endswith("100 img/s  7 s left")

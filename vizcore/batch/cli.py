@@ -87,7 +87,8 @@ class Bar:
     def __init__(self, stream=None, width: int = 28, every: float = 5.0) -> None:
         self.stream, self.width, self.every = stream or sys.stderr, width, every
         self.tty = getattr(self.stream, "isatty", lambda: False)()
-        self.t0, self.first, self.last = time.perf_counter(), None, 0.0
+        self.first = self.warm = None  # (time, images) of the first call and the first block
+        self.last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -95,7 +96,11 @@ class Bar:
             self.first = (now, done)
             if done < total and done:
                 self.stream.write(f"{done:,} of {total:,} images already written\n")
-        t, d = self.first
+        elif self.first[1] == done:  # the workers are still starting
+            pass
+        elif self.warm is None:  # the first block: the rate is measured from here on
+            self.warm = (now, done)
+        t, d = self.warm if self.warm is not None and done > self.warm[1] else self.first
         rate = (done - d) / (now - t) if now > t and done > d else 0.0
         left = (total - done) / rate if rate > 0 else float("nan")
         frac = done / total if total else 1.0
