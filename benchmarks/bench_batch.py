@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from vizcore.batch import Job, ModelRef, open_results, open_source, run  # noqa: E402
+from vizcore.batch.cli import ranking_text  # noqa: E402
 
 SECTIONS = ("gradcam", "vgg16", "cluster", "embed", "score")
 
@@ -175,12 +176,7 @@ def score_section(n: int) -> None:
           f"{t['finish']:.1f} s")
     ins = summary["insertion"]
     print(f"insertion start chosen: {ins} (separation {summary['separation']})")
-    print(f"{'method':20s} {'insertion - deletion':>24s} {'deletion AUC':>24s} "
-          f"{'insertion AUC':>24s}  (mean [95% CI])")
-    for row in summary["ranking"]:
-        print(f"{row['method']:20s}" + "".join(
-            f"  {row[c]:6.3f} [{row[c + '_lo']:.3f}, {row[c + '_hi']:.3f}]"
-            for c in ("faithfulness", "deletion_auc", ins)))
+    print(ranking_text(summary))
     san = summary.get("sanity", {})
     if san:
         last = san["layers"][-1]

@@ -192,16 +192,22 @@ def batch_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def ranking_text(summary: dict) -> str:
+    """A score summary's ranking as a plain-text table (mean [95% interval] per measure)."""
+    ins = summary["insertion"]
+    lines = [f"{'method':20s} {'n':>6s} {'insertion - deletion':>22s} {'deletion AUC':>22s} "
+             f"{ins.replace('_auc_', ' AUC, ') + ' start':>24s}   (mean [95% CI])"]
+    for r in summary["ranking"]:
+        lines.append(f"{r['method']:20s} {r['n']:6d} " + "".join(
+            f"  {r[c]:7.3f} [{r[c + '_lo']:.3f}, {r[c + '_hi']:.3f}]"
+            for c in ("faithfulness", "deletion_auc", ins)))
+    return "\n".join(lines)
+
+
 def _print_summary(manifest: dict) -> None:
     summary = manifest.get("summary") or {}
     if manifest["kind"] == "score" and summary.get("ranking"):
-        ins = summary["insertion"]
-        print(f"{'method':20s} {'n':>6s} {'insertion - deletion':>22s} {'deletion AUC':>22s} "
-              f"{ins.replace('_auc_', ' AUC, ') + ' start':>24s}   (mean [95% CI])")
-        for r in summary["ranking"]:
-            print(f"{r['method']:20s} {r['n']:6d} " + "".join(
-                f"  {r[c]:7.3f} [{r[c + '_lo']:.3f}, {r[c + '_hi']:.3f}]"
-                for c in ("faithfulness", "deletion_auc", ins)))
+        print(ranking_text(summary))
     if manifest["kind"] == "embed":
         for name, e in summary.get("projections", {}).items():
             q = e.get("quality_heldout") or e.get("quality_fit") or {}

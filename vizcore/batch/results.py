@@ -119,8 +119,7 @@ def open_results(folder: str | Path) -> Results:
             f"{folder} holds no batch output (a manifest.json, or explain/, score/ or embed/ "
             "sub-folders with one). Make one with `python -m vizcore batch explain ... --out "
             f"{folder}`, or run a small job on this page.")
-    base = folder if (folder / "manifest.json").is_file() is False else folder.parent
-    res = Results(base)
+    res = Results(folder.parent if (folder / "manifest.json").is_file() else folder)
     for kind, path in jobs.items():
         res.manifests[kind] = json.loads((path / "manifest.json").read_text())
         res.rows[kind] = read_rows(path)
