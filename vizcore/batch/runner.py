@@ -211,7 +211,7 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
     t_blocks = time.perf_counter()
     try:
         if pending and executor == "local":
-            worker = BlockWorker(job, source, model)
+            worker = BlockWorker(job, source, model, warm=False)
             for block, start, stop in pending:
                 accept(block, worker.run(block, start, stop))
         elif pending:

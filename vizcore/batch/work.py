@@ -175,9 +175,12 @@ class BlockWorker:
         source: The :class:`~vizcore.batch.sources.Source` (its pixels travel with it).
         model: The :class:`ModelRef`.
         threads: TensorFlow threads for this worker (0 = leave as is).
+        warm: Trace (and build kernels) before the first block, so that start-up and work are
+            timed apart (Ray actors); the in-process runner skips it.
     """
 
-    def __init__(self, job: Job, source, model: ModelRef, threads: int = 0) -> None:
+    def __init__(self, job: Job, source, model: ModelRef, threads: int = 0,
+                 warm: bool = True) -> None:
         if threads:
             set_threads(threads)
         from vizcore import explain  # noqa: F401  (registers the methods)
@@ -185,7 +188,8 @@ class BlockWorker:
         self.job, self.source = job, source
         self.info = model.load()
         self.node = node_name()
-        self._warm()
+        if warm:
+            self._warm()
         self.ready = time.time()
 
     def _warm(self) -> None:
