@@ -158,7 +158,6 @@ def batch_command(args: argparse.Namespace) -> int:
 
             job.layer = penultimate_layer(info.model)
         job.model = model.spec
-        del info
     except (ValueError, KeyError, FileNotFoundError, SourceError) as exc:
         log(f"error: {exc.args[0] if exc.args else exc}")
         return 2

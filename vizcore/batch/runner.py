@@ -173,7 +173,6 @@ def run(job: Job, source, out: Path, *, executor: str = "ray", workers: int = 0,
         job.block_size = block_size(job, tuple(info.input_shape))
     folder, manifest = prepare(job, model, source, out, overwrite)
     manifest["model_classes"] = list(info.class_names)
-    del info
     job.block_size = manifest["block_size"] = manifest["job"]["block_size"]
     blocks = plan(len(source), job.block_size)
     done = done_blocks(folder) & {b for b, _, _ in blocks}

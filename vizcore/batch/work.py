@@ -43,6 +43,10 @@ class ModelRef:
     data: bytes | None = field(default=None, repr=False)
     name: str = ""
     scaling: str | None = None
+    _info: object = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:  # a Ray actor loads its own model
+        return dict(self.__dict__, _info=None)
 
     @classmethod
     def parse(cls, spec: str, scaling: str | None = None) -> ModelRef:
@@ -72,14 +76,19 @@ class ModelRef:
         return "vgg16-random:seed0"
 
     def load(self):
-        """The :class:`~vizcore.models.ModelInfo` (files through the safe upload loader)."""
+        """The :class:`~vizcore.models.ModelInfo` (files through the safe upload loader), loaded
+        once per process: the driver's checks, block size, sanity check and in-process worker
+        share it."""
         from vizcore import models
 
-        if self.data is not None:
-            return models.load_user_model(self.data, self.name, scaling=self.scaling)
-        if self.spec in models.BUILTIN:
-            return models.load_builtin(self.spec)
-        return models.load_vgg16("auto" if self.spec == "vgg16" else "random")
+        if self._info is None:
+            if self.data is not None:
+                self._info = models.load_user_model(self.data, self.name, scaling=self.scaling)
+            elif self.spec in models.BUILTIN:
+                self._info = models.load_builtin(self.spec)
+            else:
+                self._info = models.load_vgg16("auto" if self.spec == "vgg16" else "random")
+        return self._info
 
 
 @dataclass
